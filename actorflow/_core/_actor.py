@@ -1,0 +1,263 @@
+"""What every run actor shares: identity, a validated and recorded state machine, a mailbox, and
+completion that any thread or event loop can wait on.
+
+A run's state changes only through :meth:`Actor.transition`, called by the code that drives the
+run. Other parties talk to it through its mailbox (:meth:`Actor.send`); the driver reads the
+mailbox at its transition points and the mailbox's wake-up hook interrupts a running async body.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import random
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from . import _pool
+from ._exceptions import BlockingWaitOnEventLoop
+from ._records import TransitionEvent, observers
+from ._spawn import Loop, current_loop
+from ._states import FINAL_TYPES, State, StateKind, check_transition
+
+logger = logging.getLogger("actorflow")
+
+# Run ids: a random 64-bit prefix per process and a counter. Unique across processes without the
+# cost of uuid4 per run; formatted as a UUID only when asked for.
+_prefix = random.getrandbits(64) << 64
+_counter = itertools.count(1)
+
+
+def _reset_ids() -> None:
+    global _prefix, _counter
+    _prefix = random.getrandbits(64) << 64
+    _counter = itertools.count(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_ids)
+
+
+def new_run_int() -> int:
+    return _prefix | next(_counter)
+
+
+# One lock guards registration of done-callbacks against completion, for every run.
+_done_lock = threading.Lock()
+
+
+@attrs.frozen
+class Cancel:
+    """Mailbox message: stop this run, recording ``reason``."""
+
+    reason: str
+
+
+@attrs.frozen
+class ActorStatistics:
+    state: str
+    transitions: int
+    mailbox: int
+    waiters: int
+
+
+class Actor:
+    """Base of TaskRun and FlowRun. Subclasses set ``is_flow`` and provide ``name``."""
+
+    __slots__ = (
+        "_int_id",
+        "_history",
+        "_kind",
+        "_final",
+        "_callbacks",
+        "_mailbox",
+        "_wake",
+        "_observers",
+        "parent",
+        "loop",
+        "supervisor",
+        "__weakref__",
+    )
+    is_flow = False
+
+    def __init__(self, parent: Actor | None) -> None:
+        self._int_id = new_run_int()
+        self.parent = parent
+        self._history: list[tuple[StateKind, int, str | None, Any]] = []
+        self._kind: StateKind | None = None
+        self._final: State[Any] | None = None
+        self._callbacks: list[Callable[[], None]] | None = None
+        self._mailbox: deque[Any] | None = None
+        self._wake: Callable[[], None] | None = None
+        self._observers = observers.get()
+        #: The event loop that drives this run when it runs async code, else None.
+        self.loop: Loop | None = None
+        #: The flow run supervising this run as a submitted child, told when it finishes.
+        self.supervisor: Any = None
+
+    # -- identity -------------------------------------------------------------------------------
+    @property
+    def id(self) -> uuid.UUID:
+        return uuid.UUID(int=self._int_id)
+
+    @property
+    def name(self) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def label(self) -> str:
+        return f"{'flow' if self.is_flow else 'task'} run {self.name!r}"
+
+    # -- state machine --------------------------------------------------------------------------
+    def transition(self, kind: StateKind, message: str | None = None, data: Any = None) -> None:
+        """Move to ``kind``, validated against the transition table and recorded."""
+        old = self._kind
+        if old is None or (old.type, kind.type) not in _COMMON:
+            check_transition(self.label(), old, kind)
+        ts = time.time_ns()
+        self._history.append((kind, ts, message, data))
+        self._kind = kind
+        if self._observers:
+            self._emit(old, kind.at(ts, message, data))
+        if kind.type in FINAL_TYPES:
+            self._complete(kind.at(ts, message, data))
+
+    def _emit(self, old: StateKind | None, state: State[Any]) -> None:
+        parent = self.parent
+        flow = parent
+        while flow is not None and not flow.is_flow:
+            flow = flow.parent
+        event = TransitionEvent(
+            run_id=str(self.id),
+            run_kind="flow" if self.is_flow else "task",
+            run_name=self.name,
+            task_key=getattr(getattr(self, "task", None), "task_key", None),
+            parent_id=None if parent is None else str(parent.id),
+            flow_run_id=None if flow is None else str(flow.id),
+            from_state=None if old is None else old.name,
+            state=state,
+        )
+        for observer in self._observers:
+            try:
+                observer(event)
+            except Exception:
+                logger.exception("a run observer raised; the run goes on")
+
+    @property
+    def state(self) -> State[Any]:
+        final = self._final
+        if final is not None:
+            return final
+        if not self._history:
+            raise RuntimeError(f"{self.label()} has no state yet")
+        kind, ts, message, data = self._history[-1]
+        return kind.at(ts, message, data)
+
+    @property
+    def state_kind(self) -> StateKind | None:
+        return self._kind
+
+    def history(self) -> list[State[Any]]:
+        """Every state this run has been in, oldest first."""
+        return [kind.at(ts, message, data) for kind, ts, message, data in self._history]
+
+    def done(self) -> bool:
+        return self._final is not None
+
+    # -- completion -----------------------------------------------------------------------------
+    def _complete(self, state: State[Any]) -> None:
+        with _done_lock:
+            self._final = state
+            callbacks, self._callbacks = self._callbacks, None
+        if callbacks:
+            for callback in callbacks:
+                try:
+                    callback()
+                except Exception:
+                    logger.exception("a done-callback of %s raised", self.label())
+        supervisor = self.supervisor
+        if supervisor is not None:
+            supervisor.child_done(self)
+
+    def settle(self, state: State[Any]) -> None:
+        """End a run that stays in a non-final state (NotReady): waiters are released."""
+        self._complete(state)
+
+    def add_done_callback(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once the run has finished (now, if it already has)."""
+        with _done_lock:
+            if self._final is None:
+                if self._callbacks is None:
+                    self._callbacks = [callback]
+                else:
+                    self._callbacks.append(callback)
+                return
+        callback()
+
+    def wait_sync(self, timeout: float | None = None) -> bool:
+        """Block until the run has finished; ``False`` if ``timeout`` passed first."""
+        if self._final is not None:
+            return True
+        loop = self.loop
+        if loop is not None and loop.on_loop_thread():
+            raise BlockingWaitOnEventLoop(
+                f"{self.label()} runs on this thread's event loop, so blocking on it here would "
+                "deadlock: use `await future` (or `await future.wait_async()`) in async code."
+            )
+        event = threading.Event()
+        self.add_done_callback(event.set)
+        with _pool.blocking_region():
+            return event.wait(timeout)
+
+    async def wait_async(self) -> None:
+        """Wait, without blocking the event loop, until the run has finished."""
+        if self._final is not None:
+            return
+        loop = current_loop()
+        event = loop.new_event()
+        self.add_done_callback(lambda: loop.call_soon(event.set))
+        await event.wait()
+
+    # -- mailbox --------------------------------------------------------------------------------
+    def send(self, message: Any) -> None:
+        """Post ``message`` to the run's mailbox and wake its driver."""
+        if self._mailbox is None:
+            self._mailbox = deque()
+        self._mailbox.append(message)
+        wake = self._wake
+        if wake is not None:
+            wake()
+
+    def pending_cancel(self) -> Cancel | None:
+        mailbox = self._mailbox
+        if mailbox:
+            for message in mailbox:
+                if isinstance(message, Cancel):
+                    return message
+        return None
+
+    def statistics(self) -> ActorStatistics:
+        return ActorStatistics(
+            state=self._kind.name if self._kind else "None",
+            transitions=len(self._history),
+            mailbox=len(self._mailbox or ()),
+            waiters=len(self._callbacks or ()),
+        )
+
+
+# The transitions of every ordinary run, checked with one set lookup before the full table.
+from ._states import StateType as _T  # noqa: E402
+
+_COMMON = frozenset(
+    {
+        (_T.PENDING, _T.RUNNING),
+        (_T.RUNNING, _T.COMPLETED),
+        (_T.RUNNING, _T.FAILED),
+    }
+)

@@ -1,0 +1,174 @@
+"""Helpers about the user's functions: signatures, binding, run names, hook validation, keys."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ._exceptions import ParameterBindError
+
+
+class Signature:
+    """A function's signature, with fast conversions between calls and parameter dicts."""
+
+    __slots__ = ("fn", "sig", "simple", "var_kw")
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.sig = inspect.signature(fn)
+        kinds = {p.kind for p in self.sig.parameters.values()}
+        # "simple": every parameter can be passed by keyword, so a dict of parameters is a call.
+        self.simple = kinds <= {
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            inspect.Parameter.KEYWORD_ONLY,
+        }
+        self.var_kw = next(
+            (p.name for p in self.sig.parameters.values() if p.kind is p.VAR_KEYWORD), None
+        )
+
+    def bind(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], apply_defaults: bool = True
+    ) -> dict[str, Any]:
+        """Parameters by name; raises :class:`ParameterBindError` naming the mismatch."""
+        try:
+            bound = self.sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            name = getattr(self.fn, "__name__", repr(self.fn))
+            params = ", ".join(self.sig.parameters)
+            raise ParameterBindError(
+                f"Error binding parameters for function {name!r}: {exc}.\nFunction {name!r} "
+                f"has signature {params!r} but received args: {args} and kwargs: "
+                f"{list(kwargs)}."
+            ) from None
+        if apply_defaults:
+            bound.apply_defaults()
+        return dict(bound.arguments)
+
+    def expand_var_kwargs(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Flatten the ``**kwargs`` entry of ``params`` into top-level names (for ``map``)."""
+        if self.var_kw is None or self.var_kw not in params:
+            return params
+        out = dict(params)
+        out.update(out.pop(self.var_kw))
+        return out
+
+    def to_call(self, params: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The ``(args, kwargs)`` that pass ``params`` to the function."""
+        if self.simple:
+            return (), params
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        known = self.sig.parameters
+        for name, value in params.items():
+            param = known.get(name)
+            if param is None:
+                kwargs[name] = value  # an expanded **kwargs entry
+            elif param.kind is param.POSITIONAL_ONLY:
+                args.append(value)
+            elif param.kind is param.VAR_POSITIONAL:
+                args.extend(value)
+            elif param.kind is param.VAR_KEYWORD:
+                kwargs.update(value)
+            elif param.kind is param.POSITIONAL_OR_KEYWORD and not kwargs and len(args) == list(
+                known
+            ).index(name):
+                args.append(value)
+            else:
+                kwargs[name] = value
+        return tuple(args), kwargs
+
+
+def is_bind_error(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised by the call itself (wrong arguments), not inside the body."""
+    tb = exc.__traceback__
+    return isinstance(exc, TypeError) and tb is not None and tb.tb_next is None
+
+
+def format_run_name(
+    kind: str, template: str | Callable[..., str], parameters: Callable[[], dict[str, Any]]
+) -> str:
+    """Format a ``task_run_name``/``flow_run_name`` template or call a name function."""
+    option = f"{kind}_run_name"
+    if isinstance(template, str):
+        return template.format(**parameters())
+    if callable(template):
+        try:
+            wants_params = "parameters" in inspect.signature(template).parameters
+        except (TypeError, ValueError):
+            wants_params = False
+        name = template(parameters=parameters()) if wants_params else template()
+        if not isinstance(name, str):
+            raise TypeError(
+                f"Callable {template} for {option!r} returned type {type(name).__name__} but a "
+                "string is required."
+            )
+        return name
+    raise TypeError(
+        f"Expected string or callable for {option!r}; got {type(template).__name__} instead."
+    )
+
+
+def check_run_name_option(kind: str, value: Any) -> None:
+    if value is not None and not isinstance(value, str) and not callable(value):
+        raise TypeError(
+            f"Expected string or callable for '{kind}_run_name'; got {type(value).__name__} "
+            "instead."
+        )
+
+
+def check_hooks(kind: str, option: str, hooks: Iterable[Any] | None) -> tuple[Any, ...]:
+    """Validate a hooks option: a list of callables. Messages follow Prefect's."""
+    if hooks is None:
+        return ()
+    example = (
+        f"\n\n@{kind}({option}=[hook1, hook2])\ndef my_{kind}():\n\tpass"
+    )
+    if callable(hooks) or not isinstance(hooks, Iterable):
+        raise TypeError(
+            f"Expected iterable for {option!r}; got {type(hooks).__name__} instead. Please "
+            f"provide a list of hooks to {option!r}:{example}"
+        )
+    hooks = tuple(hooks)
+    for hook in hooks:
+        if not callable(hook):
+            raise TypeError(
+                f"Expected callables in {option!r}; got {type(hook).__name__} instead. Please "
+                f"provide a list of hooks to {option!r}:{example}"
+            )
+    return hooks
+
+
+def source_key(fn: Callable[..., Any]) -> str:
+    """``"<name>-<8 hex>"``: the function's short qualified name and a hash of its source.
+
+    The same in every process that loads the same code.
+    """
+    qualname = getattr(fn, "__qualname__", type(fn).__name__).split(".")[-1]
+    try:
+        text = inspect.getsource(fn)
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None)
+        text = repr(code.co_code + repr(code.co_consts).encode()) if code else repr(fn)
+    digest = hashlib.sha256(
+        f"{getattr(fn, '__module__', '')}:{getattr(fn, '__qualname__', '')}\n{text}".encode()
+    ).hexdigest()
+    return f"{qualname}-{digest[:8]}"
+
+
+def check_not_method_wrapper(kind: str, fn: Any) -> None:
+    if isinstance(fn, classmethod):
+        raise TypeError(f"@classmethod should be applied on top of @{kind}")
+    if isinstance(fn, staticmethod):
+        raise TypeError(f"@staticmethod should be applied on top of @{kind}")
+
+
+def check_reserved(kind: str, sig: Signature) -> None:
+    from ._exceptions import ReservedArgumentError
+
+    for reserved in ("wait_for", "return_state"):
+        if reserved in sig.sig.parameters:
+            raise ReservedArgumentError(
+                f"{reserved!r} is a reserved argument name and cannot be used."
+            )

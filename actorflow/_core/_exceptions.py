@@ -1,0 +1,67 @@
+"""The exceptions actorflow raises, each naming the run, argument or transition at fault."""
+
+from __future__ import annotations
+
+
+class ActorflowException(Exception):
+    """Base class for every error actorflow raises on its own behalf."""
+
+
+class InvalidStateTransition(ActorflowException, RuntimeError):
+    """A run was asked to move to a state its state machine does not allow."""
+
+
+class UnfinishedRun(ActorflowException):
+    """The result of a run was requested before the run reached a final state."""
+
+
+class PausedRun(ActorflowException):
+    """The result of a paused run was requested."""
+
+
+class FailedRun(ActorflowException):
+    """A run failed without an exception of its own to re-raise (for example a derived state)."""
+
+
+class CrashedRun(ActorflowException):
+    """A run was interrupted by something outside its own code (a BaseException, a dead worker)."""
+
+
+class CancelledRun(ActorflowException):
+    """A run was cancelled before it could finish."""
+
+
+class TaskRunTimeoutError(ActorflowException, TimeoutError):
+    """A task run exceeded its ``timeout_seconds``."""
+
+
+class FlowRunTimeoutError(ActorflowException, TimeoutError):
+    """A flow run exceeded its ``timeout_seconds``."""
+
+
+class UpstreamTaskError(ActorflowException):
+    """A task could not run because an upstream run it depends on did not complete."""
+
+
+class MappingLengthMismatch(ActorflowException, ValueError):
+    """``Task.map`` received iterable arguments of different lengths."""
+
+
+class MappingMissingIterable(ActorflowException, ValueError):
+    """``Task.map`` received no iterable argument to map over."""
+
+
+class ParameterBindError(ActorflowException, TypeError):
+    """The arguments given to a task or flow do not fit its signature."""
+
+
+class ReservedArgumentError(ActorflowException, TypeError):
+    """A task or flow function uses a parameter name that calls reserve (``wait_for``...)."""
+
+
+class MissingContextError(ActorflowException, RuntimeError):
+    """An API that needs an active run was called outside of one."""
+
+
+class BlockingWaitOnEventLoop(ActorflowException, RuntimeError):
+    """A blocking wait was attempted on the event loop thread that must complete the awaited run."""

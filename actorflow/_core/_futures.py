@@ -1,0 +1,159 @@
+"""Futures: handles on task runs, usable from sync code, from any thread and from async code."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, final
+
+from ._actor import Cancel
+from ._states import State
+
+if TYPE_CHECKING:
+    from ._task_run import TaskRun
+
+R = TypeVar("R")
+
+
+@final
+class TaskFuture(Generic[R]):
+    """The future of one task run, returned by ``Task.submit`` and ``Task.map``.
+
+    ``await future`` gives the result in async code; ``future.result()`` blocks in sync code.
+    """
+
+    __slots__ = ("_run",)
+
+    def __init__(self, run: TaskRun) -> None:
+        self._run = run
+
+    @property
+    def task_run_id(self) -> Any:
+        return self._run.id
+
+    @property
+    def task_run(self) -> TaskRun:
+        return self._run
+
+    @property
+    def state(self) -> State[R]:
+        """The run's current state (its final state once it is done)."""
+        return self._run.state
+
+    def done(self) -> bool:
+        return self._run.done()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the run is done, or ``timeout`` seconds pass; never raises on timeout."""
+        self._run.wait_sync(timeout)
+
+    async def wait_async(self) -> None:
+        await self._run.wait_async()
+
+    def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> R:
+        """The run's result, waiting up to ``timeout`` seconds for it.
+
+        A failed run re-raises its exception (returned instead with ``raise_on_failure=False``);
+        a run still unfinished at the timeout raises :class:`TimeoutError`.
+        """
+        if not self._run.wait_sync(timeout):
+            raise TimeoutError(
+                f"Task run {self._run.name!r} did not finish within {timeout} seconds"
+            )
+        return self._run.state.result(raise_on_failure=raise_on_failure)  # type: ignore[no-any-return]
+
+    def add_done_callback(self, fn: Callable[[TaskFuture[R]], object]) -> None:
+        """Call ``fn(future)`` once the run is done, on the thread that finishes it."""
+        self._run.add_done_callback(lambda: fn(self))
+
+    def cancel(self) -> bool:
+        """Ask the run to stop. ``True`` if it will end Cancelled; ``False`` if it already
+        finished or runs sync code that cannot be interrupted."""
+        run = self._run
+        if run.done():
+            return False
+        run.send(Cancel("cancelled through its future"))
+        return run.cancel_will_take_effect()
+
+    def __await__(self) -> Generator[Any, None, R]:
+        yield from self._run.wait_async().__await__()
+        return self._run.state.result()  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"TaskFuture({self._run.name!r}, state={self._run.state_kind_name()})"
+
+
+class TaskFutureList(list[TaskFuture[R]]):
+    """The futures of a ``Task.map`` call, in the order of the mapped inputs."""
+
+    def wait(self, timeout: float | None = None) -> None:
+        wait(self, timeout=timeout)
+
+    def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> list[R]:
+        """Results in input order; the first failure (in that order) is raised."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        out: list[R] = []
+        for future in self:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            out.append(future.result(timeout=remaining, raise_on_failure=raise_on_failure))
+        return out
+
+
+class DoneAndNotDoneFutures(NamedTuple, Generic[R]):
+    done: set[TaskFuture[R]]
+    not_done: set[TaskFuture[R]]
+
+
+def wait(
+    futures: Iterable[TaskFuture[R]], timeout: float | None = None
+) -> DoneAndNotDoneFutures[R]:
+    """Wait for every future, or until ``timeout``; returns ``(done, not_done)``, never raises
+    on timeout."""
+    futures = list(futures)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for future in futures:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not future._run.wait_sync(remaining):
+            break
+    done = {f for f in futures if f.done()}
+    return DoneAndNotDoneFutures(done, {f for f in futures if f not in done})
+
+
+def as_completed(
+    futures: Iterable[TaskFuture[R]], timeout: float | None = None
+) -> Iterator[TaskFuture[R]]:
+    """Yield futures as they finish. Raises :class:`TimeoutError` naming how many are left when
+    ``timeout`` passes first."""
+    pending = set(futures)
+    total = len(pending)
+    if not pending:
+        return
+    finished: list[TaskFuture[R]] = []
+    cond = threading.Condition()
+
+    def on_done(future: TaskFuture[R]) -> None:
+        with cond:
+            finished.append(future)
+            cond.notify()
+
+    for future in pending:
+        future.add_done_callback(on_done)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    from ._pool import blocking_region
+
+    while pending:
+        with cond:
+            while not finished:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(
+                        f"{len(pending)} (of {total}) futures unfinished "
+                        f"after {timeout} seconds"
+                    )
+                with blocking_region():
+                    cond.wait(remaining)
+            batch, finished[:] = list(finished), []
+        for future in batch:
+            pending.discard(future)
+            yield future

@@ -1,0 +1,103 @@
+"""Run records: every state transition is an event that observers (a journal, a test) receive.
+
+Observers are registered for a block of code with :func:`observe` and are inherited by every run
+created inside it, including runs in worker threads. With no observer the cost per transition is
+one truth test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from typing import Any, final
+
+import attrs
+
+from ._states import State
+
+
+@attrs.frozen
+class TransitionEvent:
+    """One recorded transition of a task or flow run."""
+
+    run_id: str
+    run_kind: str  # "task" or "flow"
+    run_name: str
+    task_key: str | None
+    parent_id: str | None
+    flow_run_id: str | None
+    from_state: str | None
+    state: State[Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (the state's data is left out: results are not journal material)."""
+        return {
+            "run_id": self.run_id,
+            "run_kind": self.run_kind,
+            "run_name": self.run_name,
+            "task_key": self.task_key,
+            "parent_id": self.parent_id,
+            "flow_run_id": self.flow_run_id,
+            "from_state": self.from_state,
+            "state_type": self.state.type.value,
+            "state_name": self.state.name,
+            "timestamp_ns": self.state.timestamp_ns,
+            "message": self.state.message,
+        }
+
+
+Observer = Callable[[TransitionEvent], None]
+observers: ContextVar[tuple[Observer, ...]] = ContextVar("actorflow_observers", default=())
+
+
+@contextlib.contextmanager
+def observe(observer: Observer) -> Iterator[Observer]:
+    """Send every transition of runs created inside the block to ``observer``.
+
+    Observers are called on the thread making the transition; they must be quick and thread-safe.
+    An observer that raises is reported and detached from nothing else: the run goes on.
+    """
+    token = observers.set((*observers.get(), observer))
+    try:
+        yield observer
+    finally:
+        observers.reset(token)
+
+
+@final
+class RunRecorder:
+    """Collects transition events in memory: ``with RunRecorder() as rec: ...``."""
+
+    def __init__(self) -> None:
+        self.events: list[TransitionEvent] = []
+        self._lock = threading.Lock()
+        self._cm: Any = None
+
+    def __call__(self, event: TransitionEvent) -> None:
+        with self._lock:
+            self.events.append(event)
+
+    def __enter__(self) -> RunRecorder:
+        self._cm = observe(self)
+        self._cm.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._cm.__exit__(*exc_info)
+
+    def history(self, run_id: Any) -> list[str]:
+        """State names of one run, in order."""
+        key = str(run_id)
+        with self._lock:
+            return [e.state.name for e in self.events if e.run_id == key]
+
+    def runs(self, run_kind: str | None = None) -> list[str]:
+        """Ids of the runs seen, in order of their first event."""
+        seen: dict[str, None] = {}
+        with self._lock:
+            for e in self.events:
+                if run_kind is None or e.run_kind == run_kind:
+                    seen.setdefault(e.run_id, None)
+        return list(seen)

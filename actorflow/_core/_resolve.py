@@ -1,0 +1,198 @@
+"""Walking a run's arguments for futures: collecting upstream runs, then substituting results.
+
+Futures are found at any depth inside lists, tuples, sets, dicts, dataclasses and attrs
+instances. ``quote(x)`` stops the walk at ``x``; ``allow_failure(f)`` lets a run go ahead when
+``f`` failed (it then receives the exception). ``unmapped(x)`` marks a ``map`` argument as static.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+
+import attrs
+
+from ._futures import TaskFuture
+
+if TYPE_CHECKING:
+    from ._task_run import TaskRun
+
+T = TypeVar("T")
+
+_ATOMIC: frozenset[type] = frozenset({int, float, str, bytes, bool, type(None), complex, range})
+
+
+@final
+@attrs.frozen
+class unmapped(Generic[T]):  # noqa: N801 - lower case, as in Prefect
+    """Pass ``value`` whole to every run of a ``Task.map`` call."""
+
+    value: T
+
+
+@final
+@attrs.frozen
+class allow_failure(Generic[T]):  # noqa: N801
+    """Let the downstream run go ahead even if the upstream ``value`` did not complete."""
+
+    value: T
+
+
+@final
+@attrs.frozen
+class quote(Generic[T]):  # noqa: N801
+    """Pass ``value`` as it is: no future inside it is looked for or resolved."""
+
+    value: T
+
+    def unquote(self) -> T:
+        return self.value
+
+
+class NotReadyError(Exception):
+    """Raised inside resolution: an upstream run did not complete."""
+
+    def __init__(self, upstream: TaskRun) -> None:
+        super().__init__(upstream)
+        self.upstream = upstream
+
+
+def _children(value: Any) -> Iterable[Any] | None:
+    kind = type(value)
+    if kind in (list, tuple, set, frozenset):
+        return value  # type: ignore[no-any-return]
+    if kind is dict:
+        return (*value.keys(), *value.values())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return (getattr(value, f.name) for f in dataclasses.fields(value))
+    if attrs.has(kind):
+        return (getattr(value, a.name) for a in attrs.fields(kind))
+    return None
+
+
+def collect(value: Any, into: list[tuple[TaskRun, bool]], allowed: bool = False) -> None:
+    """Append ``(run, failure_allowed)`` for every future found in ``value``."""
+    kind = type(value)
+    if kind in _ATOMIC:
+        return
+    if kind is TaskFuture:
+        into.append((value.task_run, allowed))
+        return
+    if kind is allow_failure:
+        collect(value.value, into, True)
+        return
+    if kind is quote:
+        return
+    children = _children(value)
+    if children is not None:
+        for child in children:
+            collect(child, into, allowed)
+
+
+def substitute(value: Any, allowed: bool = False) -> Any:
+    """A copy of ``value`` with each future replaced by its run's result.
+
+    Raises :class:`NotReadyError` for an upstream run that did not complete, unless it sits
+    inside ``allow_failure``, in which case its exception takes its place.
+    """
+    kind = type(value)
+    if kind in _ATOMIC:
+        return value
+    if kind is TaskFuture:
+        state = value.task_run.state
+        if state.is_completed():
+            return state.data
+        if allowed and state.is_failed():
+            return state.result(raise_on_failure=False)
+        raise NotReadyError(value.task_run)
+    if kind is allow_failure:
+        return substitute(value.value, True)
+    if kind is quote:
+        return value.value
+    if kind is unmapped:
+        return substitute(value.value, allowed)
+    if kind in (list, tuple, set, frozenset):
+        return kind(substitute(v, allowed) for v in value)
+    if kind is dict:
+        return {substitute(k, allowed): substitute(v, allowed) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {
+            f.name: substitute(getattr(value, f.name), allowed)
+            for f in dataclasses.fields(value)
+            if f.init
+        }
+        return dataclasses.replace(value, **changes)
+    if attrs.has(kind):
+        return attrs.evolve(
+            value,
+            **{
+                a.alias or a.name: substitute(getattr(value, a.name), allowed)
+                for a in attrs.fields(kind)
+                if a.init
+            },
+        )
+    return value
+
+
+def has_futures(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Quick check: could ``args``/``kwargs`` hold a future (or a wrapper to unwrap)?"""
+    for value in args:
+        if type(value) not in _ATOMIC:
+            return True
+    for value in kwargs.values():
+        if type(value) not in _ATOMIC:
+            return True
+    return False
+
+
+def map_over(
+    fn_name: str,
+    params: dict[str, Any],
+    is_mappable: Callable[[Any], bool],
+) -> list[dict[str, Any]]:
+    """Expand ``params`` into one parameter dict per mapped run.
+
+    Iterable values are mapped (see :func:`mappable`), ``unmapped(x)`` and non-iterables are
+    passed whole to every run.
+    """
+    from ._exceptions import MappingLengthMismatch, MappingMissingIterable
+
+    iterables: dict[str, list[Any]] = {}
+    static: dict[str, Any] = {}
+    for key, value in params.items():
+        if type(value) is unmapped:
+            static[key] = value.value
+        elif is_mappable(value):
+            iterables[key] = list(value)
+        else:
+            static[key] = value
+    if not iterables:
+        types = {k: type(v).__name__ for k, v in params.items()}
+        raise MappingMissingIterable(
+            f"No iterable parameters were received for {fn_name}.map(). Parameters for map must "
+            f"include at least one iterable. Parameter types: {types}"
+        )
+    lengths = {k: len(v) for k, v in iterables.items()}
+    if len(set(lengths.values())) != 1:
+        raise MappingLengthMismatch(
+            f"Received iterable parameters with different lengths for {fn_name}.map(). "
+            f"Parameters for map must all be the same length. Got lengths: {lengths}"
+        )
+    (count,) = set(lengths.values())
+    return [
+        {**static, **{k: v[i] for k, v in iterables.items()}} for i in range(count)
+    ]
+
+
+def mappable(value: Any) -> bool:
+    """Whether ``map`` iterates over ``value``: any iterable but str, bytes and file objects."""
+    import io
+
+    if isinstance(value, (str, bytes, bytearray, io.IOBase)):
+        return False
+    try:
+        iter(value)
+    except TypeError:
+        return False
+    return True

@@ -1,0 +1,242 @@
+"""Run states: the nine state types, the named states on top of them, and the transition table.
+
+A :class:`State` is an immutable value. Runs record their history compactly as
+``(StateKind, timestamp_ns, message, data)`` tuples and build :class:`State` values on demand, so the
+per-transition cost on the hot path is one tuple and one table lookup.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+from ._exceptions import (
+    CancelledRun,
+    CrashedRun,
+    FailedRun,
+    InvalidStateTransition,
+    PausedRun,
+    UnfinishedRun,
+)
+
+R = TypeVar("R")
+
+
+class StateType(enum.Enum):
+    """The type of a state; named states (``Cached``, ``TimedOut``, ...) refine one of these."""
+
+    SCHEDULED = "SCHEDULED"
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    CRASHED = "CRASHED"
+    PAUSED = "PAUSED"
+    CANCELLING = "CANCELLING"
+
+
+FINAL_TYPES = frozenset(
+    {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}
+)
+
+
+@attrs.frozen
+class StateKind:
+    """A state type with a name: the compact form a run's history is recorded in."""
+
+    type: StateType
+    name: str
+
+    def at(self, timestamp_ns: int, message: str | None = None, data: Any = None) -> State[Any]:
+        return State(self.type, self.name, timestamp_ns, message, data)
+
+
+SCHEDULED = StateKind(StateType.SCHEDULED, "Scheduled")
+LATE = StateKind(StateType.SCHEDULED, "Late")
+AWAITING_RETRY = StateKind(StateType.SCHEDULED, "AwaitingRetry")
+PENDING = StateKind(StateType.PENDING, "Pending")
+NOT_READY = StateKind(StateType.PENDING, "NotReady")
+RUNNING = StateKind(StateType.RUNNING, "Running")
+RETRYING = StateKind(StateType.RUNNING, "Retrying")
+COMPLETED = StateKind(StateType.COMPLETED, "Completed")
+CACHED = StateKind(StateType.COMPLETED, "Cached")
+FAILED = StateKind(StateType.FAILED, "Failed")
+TIMED_OUT = StateKind(StateType.FAILED, "TimedOut")
+CANCELLING = StateKind(StateType.CANCELLING, "Cancelling")
+CANCELLED = StateKind(StateType.CANCELLED, "Cancelled")
+CRASHED = StateKind(StateType.CRASHED, "Crashed")
+PAUSED = StateKind(StateType.PAUSED, "Paused")
+
+_T = StateType
+# Which state types may follow which. ``None`` is "no state yet". Renaming within a type (Pending to
+# NotReady, Running to Retrying) is allowed where the pair is listed. Final types lead nowhere.
+_ALLOWED: dict[StateType | None, frozenset[StateType]] = {
+    None: frozenset({_T.SCHEDULED, _T.PENDING}),
+    _T.SCHEDULED: frozenset(
+        {_T.SCHEDULED, _T.PENDING, _T.RUNNING, _T.CANCELLED, _T.CRASHED, _T.FAILED}
+    ),
+    _T.PENDING: frozenset(
+        {_T.PENDING, _T.RUNNING, _T.CANCELLED, _T.CRASHED, _T.FAILED, _T.COMPLETED, _T.SCHEDULED}
+    ),
+    _T.RUNNING: frozenset(
+        {
+            _T.RUNNING,
+            _T.COMPLETED,
+            _T.FAILED,
+            _T.CRASHED,
+            _T.CANCELLING,
+            _T.CANCELLED,
+            _T.SCHEDULED,
+            _T.PAUSED,
+        }
+    ),
+    _T.PAUSED: frozenset({_T.RUNNING, _T.CANCELLED, _T.CRASHED, _T.PENDING}),
+    _T.CANCELLING: frozenset({_T.CANCELLED, _T.CRASHED}),
+    _T.COMPLETED: frozenset(),
+    _T.FAILED: frozenset(),
+    _T.CANCELLED: frozenset(),
+    _T.CRASHED: frozenset(),
+}
+
+
+def check_transition(
+    run_label: str, old: StateKind | None, new: StateKind
+) -> None:
+    """Raise :class:`InvalidStateTransition` unless ``old -> new`` is in the table."""
+    old_type = None if old is None else old.type
+    if new.type not in _ALLOWED[old_type]:
+        old_name = "no state" if old is None else old.name
+        raise InvalidStateTransition(
+            f"{run_label} cannot move from {old_name} to {new.name}: "
+            f"a {old_type.value if old_type else 'new'} run may only move to "
+            f"{', '.join(sorted(t.value for t in _ALLOWED[old_type])) or 'nothing (it is final)'}"
+        )
+
+
+@attrs.frozen
+class State(Generic[R]):
+    """An immutable snapshot of a run's state.
+
+    ``data`` holds the result of a completed run or the exception of a failed one.
+    """
+
+    type: StateType
+    name: str
+    timestamp_ns: int
+    message: str | None = None
+    data: Any = attrs.field(default=None, repr=False)
+
+    @property
+    def timestamp(self) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(self.timestamp_ns / 1e9, tz=datetime.UTC)
+
+    @property
+    def kind(self) -> StateKind:
+        return StateKind(self.type, self.name)
+
+    def is_scheduled(self) -> bool:
+        return self.type is StateType.SCHEDULED
+
+    def is_pending(self) -> bool:
+        return self.type is StateType.PENDING
+
+    def is_running(self) -> bool:
+        return self.type is StateType.RUNNING
+
+    def is_completed(self) -> bool:
+        return self.type is StateType.COMPLETED
+
+    def is_failed(self) -> bool:
+        return self.type is StateType.FAILED
+
+    def is_crashed(self) -> bool:
+        return self.type is StateType.CRASHED
+
+    def is_cancelled(self) -> bool:
+        return self.type is StateType.CANCELLED
+
+    def is_cancelling(self) -> bool:
+        return self.type is StateType.CANCELLING
+
+    def is_paused(self) -> bool:
+        return self.type is StateType.PAUSED
+
+    def is_final(self) -> bool:
+        return self.type in FINAL_TYPES
+
+    def result(self, raise_on_failure: bool = True) -> R:
+        """The run's result; for a failed, crashed or cancelled run, its exception is raised.
+
+        With ``raise_on_failure=False`` the exception is returned instead of raised.
+        """
+        if self.type is StateType.COMPLETED:
+            return self.data  # type: ignore[no-any-return]
+        if not self.is_final():
+            if self.type is StateType.PAUSED:
+                raise PausedRun("Run is paused, its result is not available.")
+            raise UnfinishedRun(
+                f"Run is in {self.type.value} state, its result is not available."
+            )
+        exc = self.data if isinstance(self.data, BaseException) else _exception_for(self)
+        if raise_on_failure:
+            raise exc
+        return exc  # type: ignore[return-value]
+
+    def __str__(self) -> str:
+        inner = [repr(self.message)] if self.message else []
+        if self.name.upper() != self.type.value:
+            inner.append(f"type={self.type.value}")
+        return f"{self.name}({', '.join(inner)})"
+
+
+def _exception_for(state: State[Any]) -> BaseException:
+    if state.type is StateType.CANCELLED:
+        return CancelledRun(state.message or "Run cancelled.")
+    if state.type is StateType.CRASHED:
+        return CrashedRun(state.message or "Run crashed.")
+    data = state.data
+    if isinstance(data, (list, tuple, set)):
+        # A state derived from several states: raise the first failure among them.
+        for inner in data:
+            if isinstance(inner, State) and inner.is_final() and not inner.is_completed():
+                return inner.result(raise_on_failure=False)  # type: ignore[return-value]
+    return FailedRun(state.message or "Run failed.")
+
+
+def _now_ns() -> int:
+    import time
+
+    return time.time_ns()
+
+
+def _make(kind: StateKind):  # type: ignore[no-untyped-def]
+    def constructor(
+        message: str | None = None, data: Any = None, *, name: str | None = None
+    ) -> State[Any]:
+        return State(kind.type, name or kind.name, _now_ns(), message, data)
+
+    constructor.__name__ = kind.name
+    constructor.__qualname__ = kind.name
+    constructor.__doc__ = f"A new {kind.type.value} state named {kind.name!r}."
+    return constructor
+
+
+Scheduled = _make(SCHEDULED)
+Late = _make(LATE)
+AwaitingRetry = _make(AWAITING_RETRY)
+Pending = _make(PENDING)
+NotReady = _make(NOT_READY)
+Running = _make(RUNNING)
+Retrying = _make(RETRYING)
+Completed = _make(COMPLETED)
+Cached = _make(CACHED)
+Failed = _make(FAILED)
+TimedOut = _make(TIMED_OUT)
+Cancelling = _make(CANCELLING)
+Cancelled = _make(CANCELLED)
+Crashed = _make(CRASHED)
+Paused = _make(PAUSED)

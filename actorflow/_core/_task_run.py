@@ -1,0 +1,493 @@
+"""The TaskRun actor and the one engine that drives it.
+
+The engine is a generator: it makes every decision (resolve inputs, consult the cache, run the
+body, retry, time out, run hooks) and *yields effects* for what needs waiting: wait for upstream
+runs, invoke the body, sleep, call something that may block. Two small interpreters carry the
+effects out: :func:`drive_sync` on a thread, :func:`drive_async` on an event loop (asyncio or
+trio). There is one engine, not a sync and an async twin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, final
+
+from . import _context, _pool
+from ._actor import Actor, logger
+from ._clock import current_clock
+from ._callables import is_bind_error
+from ._exceptions import (
+    CancelledRun,
+    CrashedRun,
+    ParameterBindError,
+    TaskRunTimeoutError,
+    UpstreamTaskError,
+)
+from ._resolve import NotReadyError, collect, has_futures, substitute
+from ._retries import delay_for
+from ._states import (
+    AWAITING_RETRY,
+    CACHED,
+    CANCELLED,
+    COMPLETED,
+    CRASHED,
+    FAILED,
+    NOT_READY,
+    PENDING,
+    RETRYING,
+    RUNNING,
+    TIMED_OUT,
+    State,
+    StateType,
+)
+
+if TYPE_CHECKING:
+    from ._flow_run import FlowRun
+    from ._task import Task
+
+# Effects the engine yields, as tuples whose first item is one of these codes.
+UPSTREAM = 0  # (UPSTREAM, [runs]) -> None, once every run is done
+INVOKE = 1  # (INVOKE, fn, args, kwargs) -> (OK|ERR|TIMEOUT, value)
+SLEEP = 2  # (SLEEP, seconds) -> None
+CALL = 3  # (CALL, fn, args) -> fn(*args), awaited if it returns an awaitable
+
+OK, ERR, TIMEOUT = 0, 1, 2
+
+
+@final
+class TaskRun(Actor):
+    """One run of a task: an actor that owns its state machine and mailbox."""
+
+    __slots__ = ("task", "args", "kwargs", "wait_for", "_name", "run_count", "upstream", "flow")
+
+    def __init__(
+        self,
+        task: Task[Any, Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        parent: Actor | None,
+        flow: FlowRun | None,
+        wait_for: Any = None,
+    ) -> None:
+        Actor.__init__(self, parent)
+        self.task = task
+        self.args = args
+        self.kwargs = kwargs
+        self.wait_for = wait_for
+        self.flow = flow
+        self._name: str | None = None
+        self.run_count = 0
+        #: Ids of the runs whose futures this run received (its lineage).
+        self.upstream: list[Any] = []
+        self.transition(PENDING)
+
+    @property
+    def name(self) -> str:
+        name = self._name
+        if name is None:
+            name = self._name = self.task.run_name_for(self)
+        return name
+
+    @property
+    def task_run_id(self) -> Any:
+        return self.id
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The run's arguments bound to the task's parameter names."""
+        return self.task.bind(self.args, self.kwargs)
+
+    @property
+    def tags(self) -> frozenset[str]:
+        return self.task.tags
+
+    def state_kind_name(self) -> str:
+        return self._kind.name if self._kind else "None"
+
+    def cancel_will_take_effect(self) -> bool:
+        """After a Cancel message: will the run end Cancelled?"""
+        kind = self._kind
+        if self.done():
+            return bool(kind and kind.type is StateType.CANCELLED)
+        # Not started yet, or async (interruptible): yes. A sync body already running: no.
+        return kind is PENDING or self.loop is not None
+
+    def interrupted(self, exc: BaseException) -> None:
+        """The driver was interrupted by ``exc`` (cancellation or a BaseException)."""
+        if self.done():
+            return
+        kind = self._kind
+        if kind is not None and kind.type is StateType.CANCELLING:
+            self.transition(CANCELLED, "Task run was cancelled", exc)
+            return
+        if _is_cancellation(exc):
+            request = self.pending_cancel()
+            message = request.reason if request else "Task run was cancelled by its host"
+            self.transition(CANCELLED, message, CancelledRun(message))
+        else:
+            message = crash_message(exc)
+            self.transition(CRASHED, message, CrashedRun(message))
+
+
+def crash_message(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "Execution was aborted by an interrupt signal."
+    if isinstance(exc, SystemExit):
+        return "Execution was aborted by Python system exit call."
+    return (
+        "Execution was interrupted by an unexpected exception: "
+        f"{type(exc).__name__}: {exc}"
+    )
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    if isinstance(exc, asyncio.CancelledError):
+        return True
+    return type(exc).__name__ == "Cancelled" and type(exc).__module__.startswith("trio")
+
+
+def engine(run: TaskRun) -> Generator[tuple[Any, ...], Any, None]:
+    """Every decision of a task run, from Pending to a final state."""
+    task = run.task
+    args, kwargs = run.args, run.kwargs
+
+    if run.wait_for is not None or has_futures(args, kwargs):
+        data: list[tuple[TaskRun, bool]] = []
+        collect(args, data)
+        collect(kwargs, data)
+        ordering: list[tuple[TaskRun, bool]] = []
+        if run.wait_for is not None:
+            collect(run.wait_for, ordering)
+        if data or ordering:
+            run.upstream = [upstream.id for upstream, _ in data]
+            yield (UPSTREAM, [upstream for upstream, _ in data + ordering])
+        try:
+            for upstream, allowed in ordering:
+                if not allowed and not upstream.state.is_completed():
+                    raise NotReadyError(upstream)
+            args = substitute(args)
+            kwargs = substitute(kwargs)
+        except NotReadyError as exc:
+            upstream = exc.upstream
+            message = f"Upstream task run '{upstream.id}' did not reach a 'COMPLETED' state."
+            run.transition(NOT_READY, message, UpstreamTaskError(message))
+            run.settle(run.state)
+            return
+
+    request = run.pending_cancel()
+    if request is not None:
+        run.transition(CANCELLED, request.reason, CancelledRun(request.reason))
+        return
+
+    cache = task.cache
+    key = None
+    if cache is not None:
+        try:
+            key = cache.key_for(run, args, kwargs)
+        except Exception as exc:
+            run.transition(FAILED, f"Could not compute the cache key: {exc}", exc)
+            return
+        if key is not None and not task.refresh_cache:
+            found, value = yield (CALL, cache.read, (key,))
+            if found:
+                run.transition(RUNNING)
+                run.transition(CACHED, "Result found in the cache", value)
+                yield from _hooks(run, task.on_completion_hooks)
+                return
+
+    fn = task.fn
+    while True:
+        run.run_count += 1
+        run.transition(RUNNING if run.run_count == 1 else RETRYING)
+        if task.on_running_hooks:
+            yield from _hooks(run, task.on_running_hooks)
+        outcome, value = yield (INVOKE, fn, args, kwargs)
+        if outcome is OK:
+            if type(value) is State:
+                # A body that returns a State chooses its run's final state.
+                run.transition(value.kind, value.message, value.data)
+                hooks = task.on_completion_hooks if value.is_completed() else task.on_failure_hooks
+                yield from _hooks(run, hooks if value.is_final() else ())
+                return
+            if key is not None:
+                yield (CALL, cache.write, (key, value))  # type: ignore[union-attr]
+            run.transition(COMPLETED, None, value)
+            if task.on_completion_hooks:
+                yield from _hooks(run, task.on_completion_hooks)
+            return
+        if outcome is TIMEOUT:
+            kind, message = TIMED_OUT, f"Task run exceeded timeout of {value} second(s)"
+            value = TaskRunTimeoutError(f"Scope timed out after {value} second(s).")
+        elif isinstance(value, TimeoutError):
+            kind, message = TIMED_OUT, f"Task run failed due to timeout: {value!r}"
+        elif is_bind_error(value) and (bind_error := _bind_error(task, args, kwargs)):
+            # Wrong arguments: the body never ran, and retrying cannot help.
+            run.transition(FAILED, f"Task run encountered an exception {bind_error}", bind_error)
+            return
+        else:
+            kind = FAILED
+            message = f"Task run encountered an exception {type(value).__name__}: {value}"
+        if run.run_count <= task.retries and (
+            yield from _should_retry(run, kind.at(0, message, value))
+        ):
+            seconds = delay_for(
+                task.retry_delay_seconds, task.retries, run.run_count, task.retry_jitter_factor
+            )
+            if seconds > 0:
+                run.transition(AWAITING_RETRY, f"Retrying in {seconds:g} seconds: {message}")
+                yield (SLEEP, seconds)
+            else:
+                logger.debug("%s: retrying at once after: %s", run.label(), message)
+            continue
+        run.transition(kind, message, value)
+        if task.on_failure_hooks:
+            yield from _hooks(run, task.on_failure_hooks)
+        return
+
+
+def _bind_error(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Exception | None:
+    try:
+        task.bind(args, kwargs)
+    except ParameterBindError as exc:
+        return exc
+    return None
+
+
+def _should_retry(
+    run: TaskRun, state: State[Any]
+) -> Generator[tuple[Any, ...], Any, bool]:
+    condition = run.task.retry_condition_fn
+    if condition is None:
+        return True
+    try:
+        return bool((yield (CALL, condition, (run.task, run, state))))
+    except Exception:
+        logger.exception("retry_condition_fn of %s raised; not retrying", run.label())
+        return False
+
+
+def _hooks(run: TaskRun, hooks: tuple[Any, ...]) -> Generator[tuple[Any, ...], Any, None]:
+    state = run.state
+    for hook in hooks:
+        try:
+            yield (CALL, hook, (run.task, run, state))
+        except Exception:
+            logger.exception(
+                "hook %r of %s raised; the run's state stays %s",
+                getattr(hook, "__name__", hook),
+                run.label(),
+                state.name,
+            )
+
+
+# -- the sync interpreter ----------------------------------------------------------------------
+Invoker = Callable[[TaskRun, Any, tuple[Any, ...], dict[str, Any]], tuple[int, Any]]
+
+
+def drive_sync(run: TaskRun, invoke: Invoker | None = None) -> TaskRun:
+    """Drive ``run`` to the end on this thread.
+
+    ``invoke(run, fn, args, kwargs) -> (OK|ERR|TIMEOUT, value)`` runs the body; the default calls
+    it on this thread. Runners that execute bodies elsewhere (processes, Dask) pass their own.
+    """
+    if invoke is None:
+        invoke = _invoke_sync
+    gen = engine(run)
+    token = _context.current_run.set(run)
+    value: Any = None
+    try:
+        while True:
+            try:
+                op = gen.send(value)
+            except StopIteration:
+                return run
+            code = op[0]
+            if code == INVOKE:
+                value = invoke(run, op[1], op[2], op[3])
+            elif code == CALL:
+                try:
+                    value = call_sync(op[1], *op[2])
+                except Exception as exc:
+                    value = gen.throw(exc)
+                    continue
+            elif code == UPSTREAM:
+                for upstream in op[1]:
+                    upstream.wait_sync()
+                value = None
+            else:  # SLEEP
+                with _pool.blocking_region():
+                    current_clock().sleep_sync(op[1])
+                value = None
+    except BaseException as exc:
+        gen.close()
+        run.interrupted(exc)
+        raise
+    finally:
+        _context.current_run.reset(token)
+
+
+def call_sync(fn: Any, *args: Any) -> Any:
+    """Call ``fn``; an async function is run to completion on the runtime's loop."""
+    result = fn(*args)
+    if inspect.isawaitable(result):
+        from ._bridge import run_coroutine_sync
+
+        return run_coroutine_sync(result)
+    return result
+
+
+def _invoke_sync(
+    run: TaskRun, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[int, Any]:
+    task = run.task
+    printer = _context.print_target.set(_context.logger_for(run)) if _logs_prints(run) else None
+    try:
+        timeout = task.timeout_seconds
+        if timeout is None:
+            try:
+                return OK, fn(*args, **kwargs)
+            except Exception as exc:
+                return ERR, exc
+        return _invoke_with_deadline(run, fn, args, kwargs, timeout)
+    finally:
+        if printer is not None:
+            _context.print_target.reset(printer)
+
+
+def _logs_prints(run: TaskRun) -> bool:
+    # A task's own setting wins; unset, it follows its flow's.
+    setting = run.task.log_prints
+    if setting is None and run.flow is not None:
+        setting = run.flow.log_prints
+    return bool(setting)
+
+
+def _invoke_with_deadline(
+    run: TaskRun, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float
+) -> tuple[int, Any]:
+    # Sync code cannot be interrupted: the body runs on a pool thread while this thread waits
+    # until the deadline. At the deadline the run is TimedOut and the body's late result is
+    # discarded; the thread stays owned by its pool, which joins it when it shuts down.
+    done = threading.Event()
+    box: list[tuple[int, Any]] = []
+
+    def body() -> None:
+        try:
+            box.append((OK, fn(*args, **kwargs)))
+        except BaseException as exc:  # delivered to the waiting thread
+            box.append((ERR, exc))
+        finally:
+            done.set()
+
+    from ._bridge import default_pool
+
+    pool = _pool.current_pool() or default_pool()
+    pool.submit(body)
+    with _pool.blocking_region():
+        finished = done.wait(timeout)
+    if not finished:
+        return TIMEOUT, timeout
+    outcome, value = box[0]
+    if outcome == ERR and not isinstance(value, Exception):
+        raise value
+    return outcome, value
+
+
+# -- the async interpreter ---------------------------------------------------------------------
+async def drive_async(run: TaskRun) -> TaskRun:
+    """Drive ``run`` to the end on the running event loop (asyncio or trio)."""
+    gen = engine(run)
+    token = _context.current_run.set(run)
+    value: Any = None
+    try:
+        while True:
+            try:
+                op = gen.send(value)
+            except StopIteration:
+                return run
+            code = op[0]
+            if code == INVOKE:
+                value = await _invoke_async(run, op[1], op[2], op[3])
+            elif code == CALL:
+                try:
+                    value = op[1](*op[2])
+                    if inspect.isawaitable(value):
+                        value = await value
+                except Exception as exc:
+                    value = gen.throw(exc)
+                    continue
+            elif code == UPSTREAM:
+                for upstream in op[1]:
+                    await upstream.wait_async()
+                value = None
+            else:  # SLEEP
+                await current_clock().sleep(op[1])
+                value = None
+    except BaseException as exc:
+        gen.close()
+        run.interrupted(exc)
+        raise
+    finally:
+        _context.current_run.reset(token)
+
+
+async def _invoke_async(
+    run: TaskRun, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[int, Any]:
+    task = run.task
+    printer = _context.print_target.set(_context.logger_for(run)) if _logs_prints(run) else None
+    try:
+        timeout = task.timeout_seconds
+        if timeout is None:
+            try:
+                return OK, await fn(*args, **kwargs)
+            except Exception as exc:
+                return ERR, exc
+        import anyio
+
+        with anyio.move_on_after(timeout) as scope:
+            try:
+                return OK, await fn(*args, **kwargs)
+            except Exception as exc:
+                return ERR, exc
+        return TIMEOUT, timeout
+    finally:
+        if printer is not None:
+            _context.print_target.reset(printer)
+
+
+async def run_spawned(run: TaskRun) -> None:
+    """The body of a submitted async run's own task: wires its mailbox to cancellation."""
+    loop = run.loop
+    assert loop is not None
+    if loop.backend == "asyncio":
+        me = asyncio.current_task()
+        assert me is not None
+        run._wake = lambda: loop.call_soon(me.cancel)
+        try:
+            await drive_async(run)
+        except asyncio.CancelledError:
+            # Swallow only our own cancellation; a cancelled host must see it.
+            if run.pending_cancel() is not None and me.uncancel() == 0:
+                return
+            raise
+    else:
+        import trio
+
+        with trio.CancelScope() as scope:
+            run._wake = lambda: loop.call_soon(scope.cancel)
+            if run.pending_cancel() is not None:
+                scope.cancel()
+            await drive_async(run)
+
+
+def finish_cancelled(run: TaskRun) -> None:
+    """A queued run that never started: record that it was cancelled."""
+    if not run.done():
+        request = run.pending_cancel()
+        run.transition(CANCELLED, request.reason if request else "Task run was cancelled")
+
+

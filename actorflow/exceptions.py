@@ -1,0 +1,37 @@
+"""Exceptions raised by actorflow."""
+
+from ._core import ActorflowException as ActorflowException
+from ._core import BlockingWaitOnEventLoop as BlockingWaitOnEventLoop
+from ._core import CancelledRun as CancelledRun
+from ._core import CrashedRun as CrashedRun
+from ._core import FailedRun as FailedRun
+from ._core import FlowRunTimeoutError as FlowRunTimeoutError
+from ._core import InvalidStateTransition as InvalidStateTransition
+from ._core import MappingLengthMismatch as MappingLengthMismatch
+from ._core import MappingMissingIterable as MappingMissingIterable
+from ._core import MissingContextError as MissingContextError
+from ._core import ParameterBindError as ParameterBindError
+from ._core import PausedRun as PausedRun
+from ._core import ReservedArgumentError as ReservedArgumentError
+from ._core import TaskRunTimeoutError as TaskRunTimeoutError
+from ._core import UnfinishedRun as UnfinishedRun
+from ._core import UpstreamTaskError as UpstreamTaskError
+
+__all__ = (
+    "ActorflowException",
+    "BlockingWaitOnEventLoop",
+    "CancelledRun",
+    "CrashedRun",
+    "FailedRun",
+    "FlowRunTimeoutError",
+    "InvalidStateTransition",
+    "MappingLengthMismatch",
+    "MappingMissingIterable",
+    "MissingContextError",
+    "ParameterBindError",
+    "PausedRun",
+    "ReservedArgumentError",
+    "TaskRunTimeoutError",
+    "UnfinishedRun",
+    "UpstreamTaskError",
+)

@@ -1,0 +1,21 @@
+"""Futures of task runs: ``TaskFuture`` (alias ``PrefectFuture``), ``wait``, ``as_completed``."""
+
+from ._core import DoneAndNotDoneFutures as DoneAndNotDoneFutures
+from ._core import TaskFuture as TaskFuture
+from ._core import TaskFutureList as TaskFutureList
+from ._core import as_completed as as_completed
+from ._core import wait as wait
+
+#: Prefect's names, so that ported code keeps working.
+PrefectFuture = TaskFuture
+PrefectFutureList = TaskFutureList
+
+__all__ = (
+    "DoneAndNotDoneFutures",
+    "PrefectFuture",
+    "PrefectFutureList",
+    "TaskFuture",
+    "TaskFutureList",
+    "as_completed",
+    "wait",
+)

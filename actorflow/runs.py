@@ -1,0 +1,7 @@
+"""Run records: observe every state transition of the runs created in a block of code."""
+
+from ._core import RunRecorder as RunRecorder
+from ._core import TransitionEvent as TransitionEvent
+from ._core import observe as observe
+
+__all__ = ("RunRecorder", "TransitionEvent", "observe")

@@ -82,7 +82,9 @@ class Flow(Generic[P, R]):
         self.fn = fn
         self.is_async = inspect.iscoroutinefunction(fn)
         fn_name = getattr(fn, "__name__", "unknown")
-        self.name = name or ("unknown-lambda" if fn_name == "<lambda>" else fn_name.replace("_", "-"))
+        self.name = name or (
+            "unknown-lambda" if fn_name == "<lambda>" else fn_name.replace("_", "-")
+        )
         bad = [c for c in _INVALID_NAME_CHARS if c in self.name]
         if bad:
             raise InvalidNameError(
@@ -188,9 +190,9 @@ class Flow(Generic[P, R]):
         return Flow(self.fn, **current)
 
     @overload
-    def __call__(self: Flow[P, Coroutine[Any, Any, R]], *args: P.args, **kwargs: P.kwargs) -> (
-        Coroutine[Any, Any, R]
-    ): ...
+    def __call__(
+        self: Flow[P, Coroutine[Any, Any, R]], *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, R]: ...
     @overload
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
 

@@ -85,8 +85,8 @@ class Task(Generic[P, R]):
             raise TypeError(f"@task needs a callable, got {type(fn).__name__}")
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
         self.fn = fn
-        self.is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-            getattr(fn, "__call__", None)
+        self.is_async = inspect.iscoroutinefunction(fn) or (
+            not inspect.isfunction(fn) and inspect.iscoroutinefunction(type(fn).__call__)
         )
         self.name = name or getattr(fn, "__name__", type(fn).__name__)
         self.description = description or inspect.getdoc(fn)
@@ -100,9 +100,11 @@ class Task(Generic[P, R]):
                 "Expected `retry_condition_fn` to be callable, got "
                 f"{type(retry_condition_fn).__name__} instead."
             )
-        if retry_delay_seconds is not None and not isinstance(
-            retry_delay_seconds, (int, float, list, tuple)
-        ) and not callable(retry_delay_seconds):
+        if (
+            retry_delay_seconds is not None
+            and not isinstance(retry_delay_seconds, (int, float, list, tuple))
+            and not callable(retry_delay_seconds)
+        ):
             raise TypeError(
                 "Invalid `retry_delay_seconds` provided; must be an int, float, list or "
                 f"callable. Received type {type(retry_delay_seconds)}"
@@ -136,6 +138,7 @@ class Task(Generic[P, R]):
         self.cache_unhashable = cache_unhashable
         self._signature: Signature | None = None
         self._task_key: str | None = None
+        self._instance: Any = None  # set on copies bound to an instance (tasks as methods)
         check_reserved("task", self.signature)
         self.cache = build_cache(self)
 
@@ -158,6 +161,10 @@ class Task(Generic[P, R]):
     def bind(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], apply_defaults: bool = True
     ) -> dict[str, Any]:
+        """Arguments by parameter name (a method's instance appears as ``self``)."""
+        if self._instance is not None:
+            unbound = Signature(self.fn.__func__)  # type: ignore[attr-defined]
+            return unbound.bind((self._instance, *args), kwargs, apply_defaults)
         return self.signature.bind(args, kwargs, apply_defaults)
 
     def run_name_for(self, run: TaskRun) -> str:
@@ -188,6 +195,7 @@ class Task(Generic[P, R]):
         bound = copy.copy(self)
         bound.fn = types.MethodType(self.fn, instance)  # type: ignore[assignment]
         bound._signature = None
+        bound._instance = instance
         return bound
 
     def with_options(self, **options: Any) -> Task[P, R]:
@@ -226,9 +234,9 @@ class Task(Generic[P, R]):
 
     # -- running --------------------------------------------------------------------------------
     @overload
-    def __call__(self: Task[P, Coroutine[Any, Any, R]], *args: P.args, **kwargs: P.kwargs) -> (
-        Coroutine[Any, Any, R]
-    ): ...
+    def __call__(
+        self: Task[P, Coroutine[Any, Any, R]], *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, R]: ...
     @overload
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
 
@@ -338,9 +346,7 @@ def _outcome(run: TaskRun, return_state: bool) -> Any:
 @overload
 def task(__fn: Callable[P, R]) -> Task[P, R]: ...
 @overload
-def task(
-    __fn: None = None, **options: Any
-) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+def task(__fn: None = None, **options: Any) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
 def task(__fn: Any = None, **options: Any) -> Any:
@@ -354,4 +360,4 @@ def _apply_tags(task: Task[Any, Any]) -> frozenset[str]:
     return task.tags | current_tags.get()
 
 
-__all__ = ["Task", "task", "unmapped", "ParameterBindError"]
+__all__ = ["ParameterBindError", "Task", "task", "unmapped"]

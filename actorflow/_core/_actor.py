@@ -72,18 +72,18 @@ class Actor:
     """Base of TaskRun and FlowRun. Subclasses set ``is_flow`` and provide ``name``."""
 
     __slots__ = (
-        "_int_id",
-        "_history",
-        "_kind",
-        "_final",
-        "_callbacks",
-        "_mailbox",
-        "_wake",
-        "_observers",
-        "parent",
-        "loop",
-        "supervisor",
         "__weakref__",
+        "_callbacks",
+        "_final",
+        "_history",
+        "_int_id",
+        "_kind",
+        "_mailbox",
+        "_observers",
+        "_wake",
+        "loop",
+        "parent",
+        "supervisor",
     )
     is_flow = False
 

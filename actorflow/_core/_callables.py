@@ -71,9 +71,11 @@ class Signature:
                 args.extend(value)
             elif param.kind is param.VAR_KEYWORD:
                 kwargs.update(value)
-            elif param.kind is param.POSITIONAL_OR_KEYWORD and not kwargs and len(args) == list(
-                known
-            ).index(name):
+            elif (
+                param.kind is param.POSITIONAL_OR_KEYWORD
+                and not kwargs
+                and len(args) == list(known).index(name)
+            ):
                 args.append(value)
             else:
                 kwargs[name] = value
@@ -122,9 +124,7 @@ def check_hooks(kind: str, option: str, hooks: Iterable[Any] | None) -> tuple[An
     """Validate a hooks option: a list of callables. Messages follow Prefect's."""
     if hooks is None:
         return ()
-    example = (
-        f"\n\n@{kind}({option}=[hook1, hook2])\ndef my_{kind}():\n\tpass"
-    )
+    example = f"\n\n@{kind}({option}=[hook1, hook2])\ndef my_{kind}():\n\tpass"
     if callable(hooks) or not isinstance(hooks, Iterable):
         raise TypeError(
             f"Expected iterable for {option!r}; got {type(hooks).__name__} instead. Please "

@@ -66,11 +66,12 @@ class VirtualClock:
         await anyio.lowlevel.checkpoint()
 
 
-_clock: ContextVar[Clock] = ContextVar("actorflow_clock", default=SystemClock())
+_SYSTEM_CLOCK = SystemClock()
+_clock: ContextVar[Clock | None] = ContextVar("actorflow_clock", default=None)
 
 
 def current_clock() -> Clock:
-    return _clock.get()
+    return _clock.get() or _SYSTEM_CLOCK
 
 
 @contextlib.contextmanager

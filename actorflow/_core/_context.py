@@ -94,8 +94,13 @@ def install_print_redirect() -> None:
 
     original = builtins.print
 
-    def print(*args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None,
-              flush: bool = False) -> None:
+    def print(
+        *args: Any,
+        sep: str | None = " ",
+        end: str | None = "\n",
+        file: Any = None,
+        flush: bool = False,
+    ) -> None:
         target = print_target.get()
         if target is None or file not in (None, _stdout()):
             original(*args, sep=sep, end=end, file=file, flush=flush)

@@ -29,7 +29,7 @@ from ._exceptions import (
     ParameterBindError,
     UpstreamTaskError,
 )
-from ._futures import TaskFuture
+from ._futures import TaskFuture, TaskFutureList
 from ._resolve import NotReadyError, collect
 from ._retries import delay_for
 from ._runner import TaskRunner, ThreadPoolTaskRunner
@@ -68,22 +68,22 @@ class FlowRun(Actor):
     """One run of a flow: the supervisor of the task runs it submits."""
 
     __slots__ = (
-        "flow",
-        "args",
-        "kwargs",
-        "wait_for",
-        "_name",
-        "log_prints",
-        "run_count",
-        "_runner",
-        "_group",
-        "_loop_group",
         "_children",
+        "_closed",
         "_failed_children",
+        "_group",
         "_idle",
         "_lock",
-        "_closed",
+        "_loop_group",
+        "_name",
+        "_runner",
         "_stop_reason",
+        "args",
+        "flow",
+        "kwargs",
+        "log_prints",
+        "run_count",
+        "wait_for",
     )
     is_flow = True
 
@@ -170,9 +170,7 @@ class FlowRun(Actor):
             with self._lock:
                 if self._runner is None:
                     template = self.flow.task_runner
-                    fresh = (
-                        template.duplicate() if template is not None else ThreadPoolTaskRunner()
-                    )
+                    fresh = template.duplicate() if template is not None else ThreadPoolTaskRunner()
                     fresh.start()
                     self._runner = fresh
                 runner = self._runner
@@ -252,7 +250,7 @@ class FlowRun(Actor):
         if self._runner is not None:
             self._runner.shutdown()
             self._runner = None
-        if self._failed_children:
+        if self._failed_children and self.done() and self.state.is_completed():
             logger.warning(
                 "%s: %d submitted task run(s) did not complete; the flow's state follows its "
                 "return value, as in Prefect. Return or wait on their futures to make the "
@@ -379,7 +377,7 @@ def _hooks(fr: FlowRun, hooks: tuple[Any, ...]) -> Generator[tuple[Any, ...], An
 def _returned_futures(value: Any, into: list[tuple[TaskRun, bool]]) -> None:
     if type(value) is TaskFuture:
         into.append((value.task_run, False))
-    elif type(value) in (list, tuple, set) and value:
+    elif type(value) in (list, tuple, set, TaskFutureList) and value:
         for item in value:
             if type(item) is TaskFuture:
                 into.append((item.task_run, False))
@@ -391,9 +389,16 @@ def _state_from_return(value: Any) -> tuple[StateKind, str | None, Any]:
     if type(value) is TaskFuture:
         value = value.state
     if isinstance(value, State):
+        if not value.is_final() and value.type is not StateType.PAUSED:
+            # A flow run cannot go back to Pending: an unfinished returned state fails it.
+            return FAILED, "1/1 states are not final.", value
         return value.kind, value.message, value.data
-    if type(value) in (list, tuple, set) and value and all(
-        isinstance(item, (State, TaskFuture)) for item in value
+    if type(value) is TaskFutureList:  # a map call's futures count as a plain list of them
+        value = list(value)
+    if (
+        type(value) in (list, tuple, set)
+        and value
+        and all(isinstance(item, (State, TaskFuture)) for item in value)
     ):
         states = [item.state if type(item) is TaskFuture else item for item in value]
         data = type(value)(states) if type(value) is not set else value
@@ -419,12 +424,14 @@ def drive_flow_sync(fr: FlowRun) -> FlowRun:
     token = _context.current_run.set(fr)
     gen = flow_engine(fr)
     value: Any = None
+    thrown: Exception | None = None
     try:
         while True:
             try:
-                op = gen.send(value)
+                op = gen.send(value) if thrown is None else gen.throw(thrown)
             except StopIteration:
                 return fr
+            thrown = None
             code = op[0]
             if code == BODY:
                 value = _body_sync(fr, op[1], op[2])
@@ -434,7 +441,7 @@ def drive_flow_sync(fr: FlowRun) -> FlowRun:
                 try:
                     value = call_sync(op[1], *op[2])
                 except Exception as exc:
-                    value = gen.throw(exc)
+                    thrown = exc  # the engine decides what a failing callable means
                     continue
             elif code == UPSTREAM:
                 for run in op[1]:
@@ -454,7 +461,9 @@ def drive_flow_sync(fr: FlowRun) -> FlowRun:
 
 
 def _async_raise(thread_id: int, exc_type: type[BaseException]) -> None:
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc_type))
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(exc_type)
+    )
 
 
 def _body_sync(fr: FlowRun, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, Any]:
@@ -507,12 +516,14 @@ async def drive_flow_async(fr: FlowRun) -> FlowRun:
     token = _context.current_run.set(fr)
     gen = flow_engine(fr)
     value: Any = None
+    thrown: Exception | None = None
     try:
         while True:
             try:
-                op = gen.send(value)
+                op = gen.send(value) if thrown is None else gen.throw(thrown)
             except StopIteration:
                 return fr
+            thrown = None
             code = op[0]
             if code == BODY:
                 value = await _body_async(fr, op[1], op[2])
@@ -524,7 +535,7 @@ async def drive_flow_async(fr: FlowRun) -> FlowRun:
                     if inspect.isawaitable(value):
                         value = await value
                 except Exception as exc:
-                    value = gen.throw(exc)
+                    thrown = exc  # the engine decides what a failing callable means
                     continue
             elif code == UPSTREAM:
                 for run in op[1]:
@@ -580,4 +591,4 @@ async def _body_async(
     return result
 
 
-__all__ = ["FlowRun", "drive_flow_sync", "drive_flow_async", "NotReadyError"]
+__all__ = ["FlowRun", "NotReadyError", "drive_flow_async", "drive_flow_sync"]

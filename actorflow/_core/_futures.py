@@ -58,9 +58,7 @@ class TaskFuture(Generic[R]):
         a run still unfinished at the timeout raises :class:`TimeoutError`.
         """
         if not self._run.wait_sync(timeout):
-            raise TimeoutError(
-                f"Task run {self._run.name!r} did not finish within {timeout} seconds"
-            )
+            raise TimeoutError(f"Task run {self._run.id} did not complete within {timeout} seconds")
         return self._run.state.result(raise_on_failure=raise_on_failure)  # type: ignore[no-any-return]
 
     def add_done_callback(self, fn: Callable[[TaskFuture[R]], object]) -> None:
@@ -148,8 +146,7 @@ def as_completed(
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(
-                        f"{len(pending)} (of {total}) futures unfinished "
-                        f"after {timeout} seconds"
+                        f"{len(pending)} (of {total}) futures unfinished after {timeout} seconds"
                     )
                 with blocking_region():
                     cond.wait(remaining)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 import attrs
 
-from ._futures import TaskFuture
+from ._futures import TaskFuture, TaskFutureList
 
 if TYPE_CHECKING:
     from ._task_run import TaskRun
@@ -25,7 +25,7 @@ _ATOMIC: frozenset[type] = frozenset({int, float, str, bytes, bool, type(None), 
 
 @final
 @attrs.frozen
-class unmapped(Generic[T]):  # noqa: N801 - lower case, as in Prefect
+class unmapped(Generic[T]):
     """Pass ``value`` whole to every run of a ``Task.map`` call."""
 
     value: T
@@ -33,7 +33,7 @@ class unmapped(Generic[T]):  # noqa: N801 - lower case, as in Prefect
 
 @final
 @attrs.frozen
-class allow_failure(Generic[T]):  # noqa: N801
+class allow_failure(Generic[T]):
     """Let the downstream run go ahead even if the upstream ``value`` did not complete."""
 
     value: T
@@ -41,7 +41,7 @@ class allow_failure(Generic[T]):  # noqa: N801
 
 @final
 @attrs.frozen
-class quote(Generic[T]):  # noqa: N801
+class quote(Generic[T]):
     """Pass ``value`` as it is: no future inside it is looked for or resolved."""
 
     value: T
@@ -60,7 +60,7 @@ class NotReadyError(Exception):
 
 def _children(value: Any) -> Iterable[Any] | None:
     kind = type(value)
-    if kind in (list, tuple, set, frozenset):
+    if kind in (list, tuple, set, frozenset) or kind is TaskFutureList:
         return value  # type: ignore[no-any-return]
     if kind is dict:
         return (*value.keys(), *value.values())
@@ -112,26 +112,30 @@ def substitute(value: Any, allowed: bool = False) -> Any:
         return value.value
     if kind is unmapped:
         return substitute(value.value, allowed)
+    if kind is TaskFutureList:  # the futures of a map call resolve to a plain list of results
+        return [substitute(v, allowed) for v in value]
     if kind in (list, tuple, set, frozenset):
-        return kind(substitute(v, allowed) for v in value)
+        items = [substitute(v, allowed) for v in value]
+        if all(a is b for a, b in zip(items, value, strict=True)):
+            return value  # nothing inside was resolved: keep the caller's object
+        return kind(items)
     if kind is dict:
-        return {substitute(k, allowed): substitute(v, allowed) for k, v in value.items()}
+        pairs = [(substitute(k, allowed), substitute(v, allowed)) for k, v in value.items()]
+        if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(pairs, value.items(), strict=True)):
+            return value
+        return dict(pairs)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changes = {
-            f.name: substitute(getattr(value, f.name), allowed)
-            for f in dataclasses.fields(value)
-            if f.init
-        }
+        fields = [f for f in dataclasses.fields(value) if f.init]
+        changes = {f.name: substitute(getattr(value, f.name), allowed) for f in fields}
+        if all(changes[f.name] is getattr(value, f.name) for f in fields):
+            return value
         return dataclasses.replace(value, **changes)
     if attrs.has(kind):
-        return attrs.evolve(
-            value,
-            **{
-                a.alias or a.name: substitute(getattr(value, a.name), allowed)
-                for a in attrs.fields(kind)
-                if a.init
-            },
-        )
+        fields_ = [a for a in attrs.fields(kind) if a.init]
+        changes = {a.alias or a.name: substitute(getattr(value, a.name), allowed) for a in fields_}
+        if all(changes[a.alias or a.name] is getattr(value, a.name) for a in fields_):
+            return value
+        return attrs.evolve(value, **changes)
     return value
 
 
@@ -180,9 +184,7 @@ def map_over(
             f"Parameters for map must all be the same length. Got lengths: {lengths}"
         )
     (count,) = set(lengths.values())
-    return [
-        {**static, **{k: v[i] for k, v in iterables.items()}} for i in range(count)
-    ]
+    return [{**static, **{k: v[i] for k, v in iterables.items()}} for i in range(count)]
 
 
 def mappable(value: Any) -> bool:

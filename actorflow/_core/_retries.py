@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from typing import Union
 
-RetryDelay = Union[float, int, Sequence[float], Callable[[int], Sequence[float]], None]
+RetryDelay = float | int | Sequence[float] | Callable[[int], Sequence[float]] | None
 
 
 def exponential_backoff(backoff_factor: float) -> Callable[[int], list[float]]:

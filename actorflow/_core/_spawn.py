@@ -125,10 +125,10 @@ async def _await(coro: Awaitable[None]) -> None:
     await coro
 
 
-class open_group:  # noqa: N801 - used like a function, as anyio.create_task_group
+class open_group:
     """``async with open_group() as group``: the loop's native task group behind :class:`Group`."""
 
-    __slots__ = ("_cm", "_backend")
+    __slots__ = ("_backend", "_cm")
 
     def __init__(self) -> None:
         self._backend = current_backend()

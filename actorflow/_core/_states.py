@@ -1,8 +1,8 @@
 """Run states: the nine state types, the named states on top of them, and the transition table.
 
 A :class:`State` is an immutable value. Runs record their history compactly as
-``(StateKind, timestamp_ns, message, data)`` tuples and build :class:`State` values on demand, so the
-per-transition cost on the hot path is one tuple and one table lookup.
+``(StateKind, timestamp_ns, message, data)`` tuples and build :class:`State` values on demand, so
+the per-transition cost on the hot path is one tuple and one table lookup.
 """
 
 from __future__ import annotations
@@ -103,9 +103,7 @@ _ALLOWED: dict[StateType | None, frozenset[StateType]] = {
 }
 
 
-def check_transition(
-    run_label: str, old: StateKind | None, new: StateKind
-) -> None:
+def check_transition(run_label: str, old: StateKind | None, new: StateKind) -> None:
     """Raise :class:`InvalidStateTransition` unless ``old -> new`` is in the table."""
     old_type = None if old is None else old.type
     if new.type not in _ALLOWED[old_type]:
@@ -178,10 +176,11 @@ class State(Generic[R]):
         if not self.is_final():
             if self.type is StateType.PAUSED:
                 raise PausedRun("Run is paused, its result is not available.")
-            raise UnfinishedRun(
-                f"Run is in {self.type.value} state, its result is not available."
-            )
-        exc = self.data if isinstance(self.data, BaseException) else _exception_for(self)
+            raise UnfinishedRun(f"Run is in {self.type.value} state, its result is not available.")
+        data = self.data
+        if not raise_on_failure and data is not None:
+            return data  # type: ignore[no-any-return]
+        exc = data if isinstance(data, BaseException) else _exception_for(self)
         if raise_on_failure:
             raise exc
         return exc  # type: ignore[return-value]
@@ -204,6 +203,8 @@ def _exception_for(state: State[Any]) -> BaseException:
         for inner in data:
             if isinstance(inner, State) and inner.is_final() and not inner.is_completed():
                 return inner.result(raise_on_failure=False)  # type: ignore[return-value]
+    if isinstance(data, str):
+        return FailedRun(data)
     return FailedRun(state.message or "Run failed.")
 
 

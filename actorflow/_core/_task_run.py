@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, final
 
 from . import _context, _pool
 from ._actor import Actor, logger
-from ._clock import current_clock
 from ._callables import is_bind_error
+from ._clock import current_clock
 from ._exceptions import (
     CancelledRun,
     CrashedRun,
@@ -61,7 +61,17 @@ OK, ERR, TIMEOUT = 0, 1, 2
 class TaskRun(Actor):
     """One run of a task: an actor that owns its state machine and mailbox."""
 
-    __slots__ = ("task", "args", "kwargs", "wait_for", "_name", "run_count", "upstream", "flow")
+    __slots__ = (
+        "_context_tags",
+        "_name",
+        "args",
+        "flow",
+        "kwargs",
+        "run_count",
+        "task",
+        "upstream",
+        "wait_for",
+    )
 
     def __init__(
         self,
@@ -82,6 +92,9 @@ class TaskRun(Actor):
         self.run_count = 0
         #: Ids of the runs whose futures this run received (its lineage).
         self.upstream: list[Any] = []
+        self._context_tags = _context.current_tags.get()
+        if task.task_run_name is not None:
+            self._name = task.run_name_for(self)  # errors surface at the call, as in Prefect
         self.transition(PENDING)
 
     @property
@@ -102,7 +115,7 @@ class TaskRun(Actor):
 
     @property
     def tags(self) -> frozenset[str]:
-        return self.task.tags
+        return self.task.tags | self._context_tags
 
     def state_kind_name(self) -> str:
         return self._kind.name if self._kind else "None"
@@ -137,15 +150,14 @@ def crash_message(exc: BaseException) -> str:
         return "Execution was aborted by an interrupt signal."
     if isinstance(exc, SystemExit):
         return "Execution was aborted by Python system exit call."
-    return (
-        "Execution was interrupted by an unexpected exception: "
-        f"{type(exc).__name__}: {exc}"
-    )
+    return f"Execution was interrupted by an unexpected exception: {type(exc).__name__}: {exc}"
 
 
 def _is_cancellation(exc: BaseException) -> bool:
     if isinstance(exc, asyncio.CancelledError):
         return True
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_cancellation(inner) for inner in exc.exceptions)
     return type(exc).__name__ == "Cancelled" and type(exc).__module__.startswith("trio")
 
 
@@ -256,9 +268,7 @@ def _bind_error(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Exc
     return None
 
 
-def _should_retry(
-    run: TaskRun, state: State[Any]
-) -> Generator[tuple[Any, ...], Any, bool]:
+def _should_retry(run: TaskRun, state: State[Any]) -> Generator[tuple[Any, ...], Any, bool]:
     condition = run.task.retry_condition_fn
     if condition is None:
         return True
@@ -298,12 +308,14 @@ def drive_sync(run: TaskRun, invoke: Invoker | None = None) -> TaskRun:
     gen = engine(run)
     token = _context.current_run.set(run)
     value: Any = None
+    thrown: Exception | None = None
     try:
         while True:
             try:
-                op = gen.send(value)
+                op = gen.send(value) if thrown is None else gen.throw(thrown)
             except StopIteration:
                 return run
+            thrown = None
             code = op[0]
             if code == INVOKE:
                 value = invoke(run, op[1], op[2], op[3])
@@ -311,7 +323,7 @@ def drive_sync(run: TaskRun, invoke: Invoker | None = None) -> TaskRun:
                 try:
                     value = call_sync(op[1], *op[2])
                 except Exception as exc:
-                    value = gen.throw(exc)
+                    thrown = exc  # the engine decides what a failing callable means
                     continue
             elif code == UPSTREAM:
                 for upstream in op[1]:
@@ -343,7 +355,7 @@ def _invoke_sync(
     run: TaskRun, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[int, Any]:
     task = run.task
-    printer = _context.print_target.set(_context.logger_for(run)) if _logs_prints(run) else None
+    printer = _print_scope(run)
     try:
         timeout = task.timeout_seconds
         if timeout is None:
@@ -357,12 +369,17 @@ def _invoke_sync(
             _context.print_target.reset(printer)
 
 
-def _logs_prints(run: TaskRun) -> bool:
+def _print_scope(run: TaskRun) -> Any:
+    """Point ``print`` at the run's logger, or away from an outer run's; a token or None."""
     # A task's own setting wins; unset, it follows its flow's.
     setting = run.task.log_prints
     if setting is None and run.flow is not None:
         setting = run.flow.log_prints
-    return bool(setting)
+    if setting:
+        return _context.print_target.set(_context.logger_for(run))
+    if _context.print_target.get() is not None:
+        return _context.print_target.set(None)
+    return None
 
 
 def _invoke_with_deadline(
@@ -402,12 +419,14 @@ async def drive_async(run: TaskRun) -> TaskRun:
     gen = engine(run)
     token = _context.current_run.set(run)
     value: Any = None
+    thrown: Exception | None = None
     try:
         while True:
             try:
-                op = gen.send(value)
+                op = gen.send(value) if thrown is None else gen.throw(thrown)
             except StopIteration:
                 return run
+            thrown = None
             code = op[0]
             if code == INVOKE:
                 value = await _invoke_async(run, op[1], op[2], op[3])
@@ -417,7 +436,7 @@ async def drive_async(run: TaskRun) -> TaskRun:
                     if inspect.isawaitable(value):
                         value = await value
                 except Exception as exc:
-                    value = gen.throw(exc)
+                    thrown = exc  # the engine decides what a failing callable means
                     continue
             elif code == UPSTREAM:
                 for upstream in op[1]:
@@ -438,7 +457,7 @@ async def _invoke_async(
     run: TaskRun, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[int, Any]:
     task = run.task
-    printer = _context.print_target.set(_context.logger_for(run)) if _logs_prints(run) else None
+    printer = _print_scope(run)
     try:
         timeout = task.timeout_seconds
         if timeout is None:
@@ -448,7 +467,7 @@ async def _invoke_async(
                 return ERR, exc
         import anyio
 
-        with anyio.move_on_after(timeout) as scope:
+        with anyio.move_on_after(timeout):
             try:
                 return OK, await fn(*args, **kwargs)
             except Exception as exc:
@@ -489,5 +508,3 @@ def finish_cancelled(run: TaskRun) -> None:
     if not run.done():
         request = run.pending_cancel()
         run.transition(CANCELLED, request.reason if request else "Task run was cancelled")
-
-

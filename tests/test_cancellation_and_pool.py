@@ -1,0 +1,250 @@
+"""Cancellation leaves nothing running; nested submits never deadlock a bounded pool; scale."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import anyio
+import pytest
+
+from actorflow import flow, task
+from actorflow._core import WorkerPool
+from actorflow.exceptions import CancelledRun
+from actorflow.task_runners import ThreadPoolTaskRunner
+
+
+def test_cancel_queued_sync_run_never_runs_it() -> None:
+    gate = threading.Event()
+    ran: list[str] = []
+
+    @task
+    def blocker() -> None:
+        assert gate.wait(5)
+
+    @task
+    def queued() -> None:
+        ran.append("queued")
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=1))
+    def my_flow() -> dict[str, Any]:
+        first = blocker.submit()
+        second = queued.submit()
+        cancelled = second.cancel()
+        gate.set()
+        first.wait()
+        second.wait()
+        return {"cancelled": cancelled, "state": second.state}
+
+    out = my_flow()
+    assert out["cancelled"] is True
+    assert out["state"].is_cancelled()
+    assert ran == []
+    with pytest.raises(CancelledRun):
+        out["state"].result()
+
+
+def test_cancel_running_sync_run_is_refused_and_finishes() -> None:
+    started, gate = threading.Event(), threading.Event()
+
+    @task
+    def running() -> int:
+        started.set()
+        assert gate.wait(5)
+        return 1
+
+    @flow
+    def my_flow() -> dict[str, Any]:
+        future = running.submit()
+        assert started.wait(5)
+        refused = future.cancel()
+        gate.set()
+        return {"cancel": refused, "result": future.result()}
+
+    assert my_flow() == {"cancel": False, "result": 1}
+
+
+@pytest.mark.anyio
+async def test_cancel_running_async_run(anyio_backend: str) -> None:
+    started = anyio.Event()
+
+    @task
+    async def forever() -> None:
+        started.set()
+        await anyio.sleep_forever()
+
+    @flow
+    async def my_flow() -> dict[str, Any]:
+        future = forever.submit()
+        await started.wait()
+        accepted = future.cancel()
+        await future.wait_async()
+        return {"accepted": accepted, "state": future.state, "done": future.cancel()}
+
+    out = await my_flow()
+    assert out["accepted"] is True and out["done"] is False
+    assert out["state"].is_cancelled()
+    assert out["state"].message == "cancelled through its future"
+
+
+@pytest.mark.anyio
+async def test_cancelling_the_host_cancels_every_child(anyio_backend: str) -> None:
+    started = anyio.Event()
+    futures: list[Any] = []
+    flow_runs: list[Any] = []
+
+    @task
+    async def forever() -> None:
+        await anyio.sleep_forever()
+
+    @task
+    async def nested_parent() -> None:
+        futures.append(forever.submit())
+        started.set()
+        await anyio.sleep_forever()
+
+    @flow
+    async def my_flow() -> None:
+        from actorflow._core import current_run
+
+        flow_runs.append(current_run.get())
+        futures.extend(forever.submit() for _ in range(3))
+        futures.append(nested_parent.submit())
+        await anyio.sleep_forever()
+
+    with anyio.move_on_after(5) as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(my_flow)
+            await started.wait()
+            tg.cancel_scope.cancel()
+    assert not scope.cancelled_caught
+    assert len(futures) == 5
+    assert all(f.state.is_cancelled() for f in futures), [f.state for f in futures]
+    (run,) = flow_runs
+    assert run.state.is_cancelled()
+    assert run.statistics().children_in_flight == 0
+
+
+def test_flow_body_failure_cancels_queued_children(no_leaked_threads: None) -> None:
+    gate = threading.Event()
+    futures: list[Any] = []
+
+    @task
+    def blocker() -> None:
+        assert gate.wait(5)
+
+    @task
+    def never_runs() -> None:
+        raise AssertionError("should have been cancelled")
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=1))
+    def my_flow() -> None:
+        futures.append(blocker.submit())
+        futures.extend(never_runs.submit() for _ in range(3))
+        threading.Timer(0.05, gate.set).start()
+        raise ValueError("body failed")
+
+    assert my_flow(return_state=True).is_failed()
+    assert futures[0].state.is_completed()  # a running sync body is waited for
+    assert all(f.state.is_cancelled() for f in futures[1:])
+
+
+def test_flow_leaves_no_worker_thread_behind(no_leaked_threads: None) -> None:
+    @task
+    def work(x: int) -> int:
+        return x
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=4))
+    def my_flow() -> list[int]:
+        return work.map(range(50)).result()
+
+    assert my_flow() == list(range(50))
+
+
+def test_nested_submits_under_pool_of_one_finish() -> None:
+    @task
+    def leaf(x: int) -> int:
+        return x
+
+    @task
+    def middle(x: int) -> int:
+        return leaf.submit(x).result() + 1
+
+    @task
+    def top(x: int) -> int:
+        futures = [middle.submit(x + i) for i in range(3)]
+        return sum(f.result() for f in futures)
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=1))
+    def my_flow() -> list[int]:
+        return [f.result() for f in [top.submit(i) for i in range(4)]]
+
+    assert my_flow() == [3 * i + 6 for i in range(4)]
+
+
+def test_recursive_submits_do_not_deadlock() -> None:
+    @task
+    def countdown(n: int) -> int:
+        if n == 0:
+            return 0
+        return countdown.submit(n - 1).result() + 1
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))
+    def my_flow() -> int:
+        return countdown.submit(33).result()
+
+    assert my_flow() == 33
+
+
+def test_pool_bounds_running_bodies() -> None:
+    pool = WorkerPool(max_workers=3, name="actorflow-test")
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+    done = threading.Semaphore(0)
+
+    def body() -> None:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        threading.Event().wait(0.001)
+        with lock:
+            running -= 1
+        done.release()
+
+    for _ in range(60):
+        pool.submit(body)
+    for _ in range(60):
+        assert done.acquire(timeout=5)
+    stats = pool.statistics()
+    pool.shutdown()
+    assert peak <= 3
+    assert stats.threads <= 3
+    assert pool.statistics().threads == 0
+
+
+def test_ten_thousand_mapped_sync_runs() -> None:
+    @task
+    def inc(x: int) -> int:
+        return x + 1
+
+    @flow
+    def my_flow() -> list[int]:
+        return inc.map(range(10_000)).result()
+
+    assert my_flow() == list(range(1, 10_001))
+
+
+@pytest.mark.anyio
+async def test_ten_thousand_mapped_async_runs(anyio_backend: str) -> None:
+    @task
+    async def inc(x: int) -> int:
+        return x + 1
+
+    @flow
+    async def my_flow() -> list[int]:
+        futures = inc.map(range(10_000))
+        return [await f for f in futures]
+
+    assert await my_flow() == list(range(1, 10_001))

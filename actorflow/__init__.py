@@ -1,17 +1,13 @@
 """actorflow: Prefect 3's task and flow model on an asyncio/trio-native actor runtime."""
 
-from ._core import (
-    RunRecorder,
-    allow_failure,
-    get_run_logger,
-    observe,
-    quote,
-    tags,
-    unmapped,
-)
-from ._core import State as State
+# Public submodules first, so that their objects report those modules as their home.
+from . import exceptions, futures, runs, states, task_runners, testing  # noqa: F401
+from ._core import allow_failure, get_run_logger, quote, tags, unmapped
+from ._core import fixup_module_metadata as _fixup_module_metadata
 from ._flows import Flow, flow
 from ._tasks import Task, task
+from .runs import RunRecorder, observe
+from .states import State
 
 __version__ = "0.1.0"
 
@@ -29,3 +25,5 @@ __all__ = (
     "task",
     "unmapped",
 )
+
+_fixup_module_metadata(__name__, globals())

@@ -333,6 +333,10 @@ class Task(Generic[P, R]):
 
 
 def _outcome(run: TaskRun, return_state: bool) -> Any:
+    if not return_state:
+        completed, value = run.completed_value()
+        if completed:
+            return value
     state = run.state
     if return_state:
         return state

@@ -16,6 +16,7 @@ from ._core import ReservedArgumentError as ReservedArgumentError
 from ._core import TaskRunTimeoutError as TaskRunTimeoutError
 from ._core import UnfinishedRun as UnfinishedRun
 from ._core import UpstreamTaskError as UpstreamTaskError
+from ._core import fixup_module_metadata as _fixup_module_metadata
 
 __all__ = (
     "ActorflowException",
@@ -35,3 +36,5 @@ __all__ = (
     "UnfinishedRun",
     "UpstreamTaskError",
 )
+
+_fixup_module_metadata(__name__, globals())

@@ -4,6 +4,7 @@ from ._core import DoneAndNotDoneFutures as DoneAndNotDoneFutures
 from ._core import TaskFuture as TaskFuture
 from ._core import TaskFutureList as TaskFutureList
 from ._core import as_completed as as_completed
+from ._core import fixup_module_metadata as _fixup_module_metadata
 from ._core import wait as wait
 
 #: Prefect's names, so that ported code keeps working.
@@ -19,3 +20,5 @@ __all__ = (
     "as_completed",
     "wait",
 )
+
+_fixup_module_metadata(__name__, globals())

@@ -17,6 +17,7 @@ from ._core import Scheduled as Scheduled
 from ._core import State as State
 from ._core import StateType as StateType
 from ._core import TimedOut as TimedOut
+from ._core import fixup_module_metadata as _fixup_module_metadata
 
 __all__ = (
     "AwaitingRetry",
@@ -37,3 +38,5 @@ __all__ = (
     "StateType",
     "TimedOut",
 )
+
+_fixup_module_metadata(__name__, globals())

@@ -248,3 +248,71 @@ async def test_ten_thousand_mapped_async_runs(anyio_backend: str) -> None:
         return [await f for f in futures]
 
     assert await my_flow() == list(range(1, 10_001))
+
+
+@pytest.mark.anyio
+async def test_async_children_beyond_the_limit_wait_in_a_backlog(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actorflow._core import _flow_run
+
+    monkeypatch.setattr(_flow_run, "MAX_ASYNC_IN_FLIGHT", 4)
+    running = 0
+    peak = 0
+
+    @task
+    async def tracked(x: int) -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await anyio.lowlevel.checkpoint()
+        running -= 1
+        return x
+
+    @flow
+    async def my_flow() -> list[int]:
+        futures = tracked.map(range(50))
+        return [await f for f in futures]
+
+    assert await my_flow() == list(range(50))
+    assert peak == 4
+
+
+@pytest.mark.anyio
+async def test_backlogged_children_are_cancelled_with_their_flow(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actorflow._core import _flow_run
+
+    monkeypatch.setattr(_flow_run, "MAX_ASYNC_IN_FLIGHT", 2)
+    futures: list[Any] = []
+
+    @task
+    async def forever(x: int) -> None:
+        await anyio.sleep_forever()
+
+    @flow(timeout_seconds=0.05)
+    async def my_flow() -> None:
+        futures.extend(forever.map(range(10)))
+        await anyio.sleep_forever()
+
+    assert (await my_flow(return_state=True)).name == "TimedOut"
+    assert all(f.state.is_cancelled() for f in futures)
+
+
+def test_sync_flow_submits_async_tasks() -> None:
+    @task
+    async def double(x: int) -> int:
+        await anyio.lowlevel.checkpoint()
+        return 2 * x
+
+    @task
+    def plus_one(x: int) -> int:
+        return x + 1
+
+    @flow
+    def my_flow() -> list[int]:
+        doubled = double.map([1, 2, 3])
+        return plus_one.map(doubled).result()
+
+    assert my_flow() == [3, 5, 7]

@@ -106,7 +106,7 @@ def test_unreturned_failed_future_leaves_flow_completed_but_visible(
         return "bar"
 
     assert my_flow() == "bar"
-    assert "1 submitted task run(s) did not complete" in caplog.text
+    assert "1 task run(s) it submitted did not complete" in caplog.text
 
 
 def test_unwaited_futures_are_waited_for_not_dropped() -> None:

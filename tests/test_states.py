@@ -85,7 +85,7 @@ def test_result_of_each_kind() -> None:
         Pending().result()
     with pytest.raises(CancelledRun):
         Cancelled().result()
-    with pytest.raises(CrashedRun, match="Run crashed."):
+    with pytest.raises(CrashedRun, match=r"Run crashed\."):
         Crashed().result()
     error = ValueError("x")
     assert Failed(data=error).result(raise_on_failure=False) is error

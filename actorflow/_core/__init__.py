@@ -36,6 +36,7 @@ from ._callables import (
 from ._callables import (
     source_key as source_key,
 )
+from ._exports import fixup_module_metadata as fixup_module_metadata
 from ._clock import (
     Clock as Clock,
 )
@@ -146,6 +147,7 @@ from ._futures import (
 )
 from ._pool import PoolStatistics as PoolStatistics
 from ._pool import WorkerPool as WorkerPool
+from ._pool import blocking_region as blocking_region
 from ._records import (
     RunRecorder as RunRecorder,
 )
@@ -186,6 +188,7 @@ from ._runner import (
     drive_queued as drive_queued,
 )
 from ._spawn import current_backend as current_backend
+from ._spawn import current_loop as current_loop
 from ._states import (
     AwaitingRetry as AwaitingRetry,
 )
@@ -237,6 +240,13 @@ from ._states import (
 from ._states import (
     TimedOut as TimedOut,
 )
+from ._stepper import StartBody as StartBody
+from ._stepper import Stepper as Stepper
+from ._stepper import drive_callback as drive_callback
+from ._task_run import CRASH as CRASH
+from ._task_run import ERR as ERR
+from ._task_run import OK as OK
+from ._task_run import TIMEOUT as TIMEOUT
 from ._task_run import TaskRun as TaskRun
 from ._task_run import drive_async as drive_async
 from ._task_run import drive_sync as drive_sync

@@ -25,7 +25,7 @@ from . import _pool
 from ._exceptions import BlockingWaitOnEventLoop
 from ._records import TransitionEvent, observers
 from ._spawn import Loop, current_loop
-from ._states import FINAL_TYPES, State, StateKind, check_transition
+from ._states import INITIAL_CODES, State, StateKind, StateType, check_transition
 
 logger = logging.getLogger("actorflow")
 
@@ -92,7 +92,7 @@ class Actor:
         self.parent = parent
         self._history: list[tuple[StateKind, int, str | None, Any]] = []
         self._kind: StateKind | None = None
-        self._final: State[Any] | None = None
+        self._final: State[Any] | tuple[StateKind, int, str | None, Any] | None = None
         self._callbacks: list[Callable[[], None]] | None = None
         self._mailbox: deque[Any] | None = None
         self._wake: Callable[[], None] | None = None
@@ -118,15 +118,16 @@ class Actor:
     def transition(self, kind: StateKind, message: str | None = None, data: Any = None) -> None:
         """Move to ``kind``, validated against the transition table and recorded."""
         old = self._kind
-        if old is None or (old.type, kind.type) not in _COMMON:
+        if kind.code not in (INITIAL_CODES if old is None else old.next_codes):
             check_transition(self.label(), old, kind)
         ts = time.time_ns()
-        self._history.append((kind, ts, message, data))
+        record = (kind, ts, message, data)
+        self._history.append(record)
         self._kind = kind
         if self._observers:
             self._emit(old, kind.at(ts, message, data))
-        if kind.type in FINAL_TYPES:
-            self._complete(kind.at(ts, message, data))
+        if kind.final:
+            self._complete(record)
 
     def _emit(self, old: StateKind | None, state: State[Any]) -> None:
         parent = self.parent
@@ -153,7 +154,10 @@ class Actor:
     def state(self) -> State[Any]:
         final = self._final
         if final is not None:
-            return final
+            if type(final) is tuple:
+                # Built on first use: most runs' final state is never looked at as a value.
+                final = self._final = final[0].at(final[1], final[2], final[3])
+            return final  # type: ignore[return-value]
         if not self._history:
             raise RuntimeError(f"{self.label()} has no state yet")
         kind, ts, message, data = self._history[-1]
@@ -167,11 +171,18 @@ class Actor:
         """Every state this run has been in, oldest first."""
         return [kind.at(ts, message, data) for kind, ts, message, data in self._history]
 
+    def completed_value(self) -> tuple[bool, Any]:
+        """``(True, result)`` if the run completed, else ``(False, None)``; builds no State."""
+        kind = self._kind
+        if kind is not None and kind.type is StateType.COMPLETED and self._final is not None:
+            return True, self._history[-1][3]
+        return False, None
+
     def done(self) -> bool:
         return self._final is not None
 
     # -- completion -----------------------------------------------------------------------------
-    def _complete(self, state: State[Any]) -> None:
+    def _complete(self, state: State[Any] | tuple[StateKind, int, str | None, Any]) -> None:
         with _done_lock:
             self._final = state
             callbacks, self._callbacks = self._callbacks, None
@@ -249,15 +260,3 @@ class Actor:
             mailbox=len(self._mailbox or ()),
             waiters=len(self._callbacks or ()),
         )
-
-
-# The transitions of every ordinary run, checked with one set lookup before the full table.
-from ._states import StateType as _T  # noqa: E402
-
-_COMMON = frozenset(
-    {
-        (_T.PENDING, _T.RUNNING),
-        (_T.RUNNING, _T.COMPLETED),
-        (_T.RUNNING, _T.FAILED),
-    }
-)

@@ -151,9 +151,9 @@ def source_key(fn: Callable[..., Any]) -> str:
     except (OSError, TypeError):
         code = getattr(fn, "__code__", None)
         text = repr(code.co_code + repr(code.co_consts).encode()) if code else repr(fn)
-    digest = hashlib.sha256(
-        f"{getattr(fn, '__module__', '')}:{getattr(fn, '__qualname__', '')}\n{text}".encode()
-    ).hexdigest()
+    # The module is left out on purpose: a script run as ``__main__`` and the same file
+    # imported by a worker under its own name must agree on the key.
+    digest = hashlib.sha256(f"{getattr(fn, '__qualname__', '')}\n{text}".encode()).hexdigest()
     return f"{qualname}-{digest[:8]}"
 
 

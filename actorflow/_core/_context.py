@@ -26,10 +26,10 @@ current_tags: ContextVar[frozenset[str]] = ContextVar("actorflow_tags", default=
 
 def current_flow_run() -> FlowRun | None:
     """The flow run that owns the current code, looking through task runs to their flow."""
-    run = current_run.get()
+    run: Any = current_run.get()
     while run is not None and not run.is_flow:
         run = run.parent
-    return run  # type: ignore[return-value]
+    return run  # type: ignore[no-any-return]
 
 
 @contextlib.contextmanager
@@ -60,6 +60,24 @@ def logger_for(run: TaskRun | FlowRun) -> RunLoggerAdapter:
     )
 
 
+def ensure_default_logging() -> None:
+    """Show run logs on stderr when the application configured no logging at all.
+
+    Applications that configure logging (a handler on the root or ``actorflow`` logger) are left
+    alone; a script that did not would otherwise never see ``log_prints`` output.
+    """
+    package = logging.getLogger("actorflow")
+    if package.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s.%(msecs)03d | %(levelname)-7s | %(message)s", "%H:%M:%S")
+    )
+    package.addHandler(handler)
+    if package.level == logging.NOTSET:
+        package.setLevel(logging.INFO)
+
+
 def get_run_logger() -> RunLoggerAdapter:
     """A logger bound to the current task or flow run.
 
@@ -71,6 +89,7 @@ def get_run_logger() -> RunLoggerAdapter:
             "There is no active flow or task run context: get_run_logger() can only be called "
             "from inside a task or flow."
         )
+    ensure_default_logging()
     return logger_for(run)
 
 
@@ -88,6 +107,7 @@ def install_print_redirect() -> None:
     outside runs, keep printing to their streams.
     """
     global _print_installed
+    ensure_default_logging()
     if _print_installed:
         return
     import builtins

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from collections import deque
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, final
 
@@ -50,12 +51,24 @@ from ._states import (
     StateKind,
     StateType,
 )
-from ._task_run import CALL, OK, SLEEP, TIMEOUT, UPSTREAM, TaskRun, crash_message
+from ._task_run import (
+    CALL,
+    OK,
+    SLEEP,
+    TIMEOUT,
+    UPSTREAM,
+    TaskRun,
+    crash_message,
+    finish_cancelled,
+    run_spawned,
+)
 
 if TYPE_CHECKING:
     pass
 
 BODY = 4  # (BODY, args, kwargs) -> (OK|ERR|TIMEOUT, value)
+#: Async children running at once per flow run; the rest wait in a backlog.
+MAX_ASYNC_IN_FLIGHT = 10_000
 
 
 class _FlowDeadline(BaseException):
@@ -68,6 +81,8 @@ class FlowRun(Actor):
     """One run of a flow: the supervisor of the task runs it submits."""
 
     __slots__ = (
+        "_async_running",
+        "_backlog",
         "_children",
         "_closed",
         "_failed_children",
@@ -116,6 +131,8 @@ class FlowRun(Actor):
         self._lock = threading.Lock()
         self._closed = False
         self._stop_reason: str | None = None
+        self._async_running = 0
+        self._backlog: deque[TaskRun] = deque()
         self.transition(PENDING)
 
     @property
@@ -130,7 +147,8 @@ class FlowRun(Actor):
 
     @property
     def parameters(self) -> dict[str, Any]:
-        return self.flow.bind(self.args, self.kwargs)
+        params: dict[str, Any] = self.flow.bind(self.args, self.kwargs)
+        return params
 
     # -- children -------------------------------------------------------------------------------
     def submit(self, run: TaskRun) -> None:
@@ -148,11 +166,39 @@ class FlowRun(Actor):
             group, loop = self._async_side()
             run.loop = loop
             if loop.on_loop_thread():
-                group.spawn(_spawned(run))
+                self._start_async(run, group)
             else:
-                loop.call_soon_threadsafe(group.spawn, _spawned(run))
+                loop.call_soon_threadsafe(self._start_async, run, group)
         else:
             self._submit_sync(run)
+
+    def _start_async(self, run: TaskRun, group: Group) -> None:
+        # On the loop thread. Beyond MAX_ASYNC_IN_FLIGHT, runs wait in a backlog as plain
+        # objects (no task, no coroutine frame), so a huge map costs memory per run, not per task.
+        if self._async_running >= MAX_ASYNC_IN_FLIGHT:
+            self._backlog.append(run)
+            return
+        self._async_running += 1
+        group.spawn(run_spawned(run))
+
+    def async_slot_free(self, group_cancelled: bool) -> None:
+        """Called on the loop thread when a spawned async child's task ends.
+
+        A child cancelled by its host means the whole group is being cancelled (that is the only
+        way a child receives an outside cancellation): the backlog is cancelled, not started.
+        """
+        self._async_running -= 1
+        backlog = self._backlog
+        if not backlog:
+            return
+        if not group_cancelled:
+            group, _ = self._async_side()
+            try:
+                self._start_async(backlog.popleft(), group)
+                return
+            except RuntimeError:  # the group is shutting down
+                pass
+        self.cancel_children(self._stop_reason or "its flow run was cancelled")
 
     def _async_side(self) -> tuple[Group, Loop]:
         group, loop = self._group, self.loop
@@ -226,8 +272,12 @@ class FlowRun(Actor):
         with self._lock:
             self._stop_reason = reason
             children = list(self._children)
+            backlog = list(self._backlog)
+            self._backlog.clear()
         for child in children:
             child.send(Cancel(reason))
+        for run in backlog:
+            finish_cancelled(run)
 
     def join_sync(self) -> None:
         event = threading.Event()
@@ -241,6 +291,9 @@ class FlowRun(Actor):
         if self._on_idle(lambda: loop.call_soon(event.set)):
             await event.wait()
 
+    def holds_resources(self) -> bool:
+        return self._runner is not None or self._loop_group is not None
+
     def close(self) -> None:
         """After the last child: release the runner and the loop group."""
         self._closed = True
@@ -252,9 +305,9 @@ class FlowRun(Actor):
             self._runner = None
         if self._failed_children and self.done() and self.state.is_completed():
             logger.warning(
-                "%s: %d submitted task run(s) did not complete; the flow's state follows its "
-                "return value, as in Prefect. Return or wait on their futures to make the "
-                "failure count.",
+                "%s is Completed, but %d task run(s) it submitted did not complete. As in "
+                "Prefect, a flow's state follows its return value: return those futures (or "
+                "raise) to make the flow's state reflect them.",
                 self.label(),
                 self._failed_children,
             )
@@ -292,12 +345,6 @@ class SupervisorStatistics:
     children_failed: int
 
 
-async def _spawned(run: TaskRun) -> None:
-    from ._task_run import run_spawned
-
-    await run_spawned(run)
-
-
 # -- the engine ---------------------------------------------------------------------------------
 def flow_engine(fr: FlowRun) -> Generator[tuple[Any, ...], Any, None]:
     flow = fr.flow
@@ -318,8 +365,8 @@ def flow_engine(fr: FlowRun) -> Generator[tuple[Any, ...], Any, None]:
         yield (UPSTREAM, [r for r, _ in upstream])
         for r, allowed in upstream:
             if not r.state.is_completed() and not (allowed and r.state.is_failed()):
-                message = f"Upstream task run '{r.id}' did not reach a 'COMPLETED' state."
-                fr.transition(NOT_READY, message, UpstreamTaskError(message))
+                reason = f"Upstream task run '{r.id}' did not reach a 'COMPLETED' state."
+                fr.transition(NOT_READY, reason, UpstreamTaskError(reason))
                 fr.settle(fr.state)
                 return
 
@@ -328,6 +375,7 @@ def flow_engine(fr: FlowRun) -> Generator[tuple[Any, ...], Any, None]:
         fr.transition(RUNNING if fr.run_count == 1 else RETRYING)
         yield from _hooks(fr, flow.on_running_hooks)
         outcome, value = yield (BODY, args, kwargs)
+        message: str | None
         if outcome == OK:
             runs: list[tuple[TaskRun, bool]] = []
             _returned_futures(value, runs)
@@ -550,7 +598,15 @@ async def drive_flow_async(fr: FlowRun) -> FlowRun:
         raise
     finally:
         _context.current_run.reset(token)
-        fr.close()
+        if fr.holds_resources():
+            # Shutting a runner down may block (joining threads, closing a cluster): never on
+            # the caller's event loop.
+            import anyio
+
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(fr.close)
+        else:
+            fr.close()
 
 
 async def _body_async(

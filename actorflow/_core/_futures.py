@@ -63,7 +63,10 @@ class TaskFuture(Generic[R]):
 
     def add_done_callback(self, fn: Callable[[TaskFuture[R]], object]) -> None:
         """Call ``fn(future)`` once the run is done, on the thread that finishes it."""
-        self._run.add_done_callback(lambda: fn(self))
+        def call() -> None:
+            fn(self)
+
+        self._run.add_done_callback(call)
 
     def cancel(self) -> bool:
         """Ask the run to stop. ``True`` if it will end Cancelled; ``False`` if it already

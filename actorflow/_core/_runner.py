@@ -50,7 +50,9 @@ class TaskRunner:
 
 
 def _default_workers() -> int:
-    return min(32, (os.cpu_count() or 1) + 4)
+    # Task bodies are mostly I/O-bound, and threads start only when work is queued and exit when
+    # idle: a generous bound costs nothing until it is used.
+    return max(32, (os.cpu_count() or 1) * 4)
 
 
 def drive_queued(run: TaskRun) -> None:

@@ -44,15 +44,36 @@ FINAL_TYPES = frozenset(
 )
 
 
-@attrs.frozen
-class StateKind:
-    """A state type with a name: the compact form a run's history is recorded in."""
+_CODES = {t: i for i, t in enumerate(StateType)}
 
-    type: StateType
-    name: str
+
+class StateKind:
+    """A state type with a name: the compact form a run's history is recorded in.
+
+    Kinds are constants; ``code``, ``final`` and ``next_codes`` make the per-transition checks a
+    set lookup on small ints.
+    """
+
+    __slots__ = ("code", "final", "name", "next_codes", "type")
+
+    def __init__(self, type: StateType, name: str) -> None:
+        self.type = type
+        self.name = name
+        self.code = _CODES[type]
+        self.final = type in FINAL_TYPES
+        self.next_codes: frozenset[int] = frozenset()  # filled in from the table below
 
     def at(self, timestamp_ns: int, message: str | None = None, data: Any = None) -> State[Any]:
         return State(self.type, self.name, timestamp_ns, message, data)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StateKind) and other.type is self.type and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash((self.code, self.name))
+
+    def __repr__(self) -> str:
+        return f"StateKind({self.type.value}, {self.name!r})"
 
 
 SCHEDULED = StateKind(StateType.SCHEDULED, "Scheduled")
@@ -103,15 +124,29 @@ _ALLOWED: dict[StateType | None, frozenset[StateType]] = {
 }
 
 
+INITIAL_CODES = frozenset(_CODES[t] for t in _ALLOWED[None])
+
+
+def _fill_next_codes(kind: StateKind) -> StateKind:
+    kind.next_codes = frozenset(_CODES[t] for t in _ALLOWED[kind.type])
+    return kind
+
+
+def kind_for(type: StateType, name: str) -> StateKind:
+    """The kind of a state value (used when a run adopts a state it was given)."""
+    return _fill_next_codes(StateKind(type, name))
+
+
 def check_transition(run_label: str, old: StateKind | None, new: StateKind) -> None:
     """Raise :class:`InvalidStateTransition` unless ``old -> new`` is in the table."""
     old_type = None if old is None else old.type
     if new.type not in _ALLOWED[old_type]:
         old_name = "no state" if old is None else old.name
+        allowed = ", ".join(sorted(t.value for t in _ALLOWED[old_type]))
         raise InvalidStateTransition(
             f"{run_label} cannot move from {old_name} to {new.name}: "
             f"a {old_type.value if old_type else 'new'} run may only move to "
-            f"{', '.join(sorted(t.value for t in _ALLOWED[old_type])) or 'nothing (it is final)'}"
+            f"{allowed or 'nothing (it is final)'}"
         )
 
 
@@ -134,7 +169,7 @@ class State(Generic[R]):
 
     @property
     def kind(self) -> StateKind:
-        return StateKind(self.type, self.name)
+        return kind_for(self.type, self.name)
 
     def is_scheduled(self) -> bool:
         return self.type is StateType.SCHEDULED
@@ -192,6 +227,13 @@ class State(Generic[R]):
         return f"{self.name}({', '.join(inner)})"
 
 
+for _kind in (
+    SCHEDULED, LATE, AWAITING_RETRY, PENDING, NOT_READY, RUNNING, RETRYING, COMPLETED, CACHED,
+    FAILED, TIMED_OUT, CANCELLING, CANCELLED, CRASHED, PAUSED,
+):  # fmt: skip
+    _fill_next_codes(_kind)
+
+
 def _exception_for(state: State[Any]) -> BaseException:
     if state.type is StateType.CANCELLED:
         return CancelledRun(state.message or "Run cancelled.")
@@ -202,7 +244,8 @@ def _exception_for(state: State[Any]) -> BaseException:
         # A state derived from several states: raise the first failure among them.
         for inner in data:
             if isinstance(inner, State) and inner.is_final() and not inner.is_completed():
-                return inner.result(raise_on_failure=False)  # type: ignore[return-value]
+                exc: BaseException = inner.result(raise_on_failure=False)
+                return exc
     if isinstance(data, str):
         return FailedRun(data)
     return FailedRun(state.message or "Run failed.")

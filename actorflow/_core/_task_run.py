@@ -46,15 +46,20 @@ from ._states import (
 
 if TYPE_CHECKING:
     from ._flow_run import FlowRun
-    from ._task import Task
+
+# The core sees a task through the attributes it reads (fn, is_async, retries, hooks, cache...);
+# the Task class itself lives above the core.
+Task = Any
 
 # Effects the engine yields, as tuples whose first item is one of these codes.
 UPSTREAM = 0  # (UPSTREAM, [runs]) -> None, once every run is done
-INVOKE = 1  # (INVOKE, fn, args, kwargs) -> (OK|ERR|TIMEOUT, value)
+INVOKE = 1  # (INVOKE, fn, args, kwargs) -> (OK|ERR|TIMEOUT|CRASH, value)
 SLEEP = 2  # (SLEEP, seconds) -> None
 CALL = 3  # (CALL, fn, args) -> fn(*args), awaited if it returns an awaitable
 
-OK, ERR, TIMEOUT = 0, 1, 2
+# Outcomes of INVOKE. CRASH (value: a CrashedRun) is for runners whose body ran elsewhere and was
+# lost with its host (a dead worker process): Crashed, or retried if the task has retries left.
+OK, ERR, TIMEOUT, CRASH = 0, 1, 2, 3
 
 
 @final
@@ -75,7 +80,7 @@ class TaskRun(Actor):
 
     def __init__(
         self,
-        task: Task[Any, Any],
+        task: Task,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         parent: Actor | None,
@@ -111,11 +116,13 @@ class TaskRun(Actor):
     @property
     def parameters(self) -> dict[str, Any]:
         """The run's arguments bound to the task's parameter names."""
-        return self.task.bind(self.args, self.kwargs)
+        params: dict[str, Any] = self.task.bind(self.args, self.kwargs)
+        return params
 
     @property
     def tags(self) -> frozenset[str]:
-        return self.task.tags | self._context_tags
+        own: frozenset[str] = self.task.tags
+        return own | self._context_tags
 
     def state_kind_name(self) -> str:
         return self._kind.name if self._kind else "None"
@@ -194,20 +201,38 @@ def engine(run: TaskRun) -> Generator[tuple[Any, ...], Any, None]:
         run.transition(CANCELLED, request.reason, CancelledRun(request.reason))
         return
 
+    # The cache (None: not cached, at no cost). ``slot`` names this run's record: look in memory,
+    # then storage; on a miss, wait for the run of this process computing the key or become it
+    # (``claim``), then take the key's lock shared with other processes and look again
+    # (``acquire``). Locks are released when the run ends, whatever the end.
     cache = task.cache
-    key = None
+    slot = None
     if cache is not None:
         try:
-            key = cache.key_for(run, args, kwargs)
+            slot = cache.key_for(run, args, kwargs)
         except Exception as exc:
             run.transition(FAILED, f"Could not compute the cache key: {exc}", exc)
             return
-        if key is not None and not task.refresh_cache:
-            found, value = yield (CALL, cache.read, (key,))
+        if slot is not None:
+            try:
+                found, value = cache.recall(slot)  # records kept in memory: no I/O
+                if not found:
+                    found, value = yield (CALL, cache.read, (slot,))
+                while not found:
+                    computing = cache.claim(run, slot)
+                    if computing is None:
+                        found, value = yield (CALL, cache.acquire, (slot,))
+                        break
+                    yield (UPSTREAM, [computing])
+                    found, value = yield (CALL, cache.read, (slot,))
+            except Exception as exc:
+                run.transition(FAILED, f"Could not read the cache: {exc}", exc)
+                return
             if found:
                 run.transition(RUNNING)
                 run.transition(CACHED, "Result found in the cache", value)
-                yield from _hooks(run, task.on_completion_hooks)
+                if task.on_completion_hooks:
+                    yield from _hooks(run, task.on_completion_hooks)
                 return
 
     fn = task.fn
@@ -224,8 +249,14 @@ def engine(run: TaskRun) -> Generator[tuple[Any, ...], Any, None]:
                 hooks = task.on_completion_hooks if value.is_completed() else task.on_failure_hooks
                 yield from _hooks(run, hooks if value.is_final() else ())
                 return
-            if key is not None:
-                yield (CALL, cache.write, (key, value))  # type: ignore[union-attr]
+            if slot is not None:
+                try:
+                    yield (CALL, cache.write, (slot, value))  # type: ignore[union-attr]
+                except Exception as exc:
+                    message = f"Could not persist the result: {type(exc).__name__}: {exc}"
+                    run.transition(FAILED, message, exc)
+                    yield from _hooks(run, task.on_failure_hooks)
+                    return
             run.transition(COMPLETED, None, value)
             if task.on_completion_hooks:
                 yield from _hooks(run, task.on_completion_hooks)
@@ -233,6 +264,8 @@ def engine(run: TaskRun) -> Generator[tuple[Any, ...], Any, None]:
         if outcome is TIMEOUT:
             kind, message = TIMED_OUT, f"Task run exceeded timeout of {value} second(s)"
             value = TaskRunTimeoutError(f"Scope timed out after {value} second(s).")
+        elif outcome is CRASH:
+            kind, message = CRASHED, str(value)
         elif isinstance(value, TimeoutError):
             kind, message = TIMED_OUT, f"Task run failed due to timeout: {value!r}"
         elif is_bind_error(value) and (bind_error := _bind_error(task, args, kwargs)):
@@ -255,7 +288,7 @@ def engine(run: TaskRun) -> Generator[tuple[Any, ...], Any, None]:
                 logger.debug("%s: retrying at once after: %s", run.label(), message)
             continue
         run.transition(kind, message, value)
-        if task.on_failure_hooks:
+        if task.on_failure_hooks and kind is not CRASHED:
             yield from _hooks(run, task.on_failure_hooks)
         return
 
@@ -369,6 +402,13 @@ def _invoke_sync(
             _context.print_target.reset(printer)
 
 
+def _wants_print_scope(run: TaskRun) -> bool:
+    setting = run.task.log_prints
+    if setting is None and run.flow is not None:
+        setting = run.flow.log_prints
+    return bool(setting) or _context.print_target.get() is not None
+
+
 def _print_scope(run: TaskRun) -> Any:
     """Point ``print`` at the run's logger, or away from an outer run's; a token or None."""
     # A task's own setting wins; unset, it follows its flow's.
@@ -429,7 +469,14 @@ async def drive_async(run: TaskRun) -> TaskRun:
             thrown = None
             code = op[0]
             if code == INVOKE:
-                value = await _invoke_async(run, op[1], op[2], op[3])
+                if run.task.timeout_seconds is None and not _wants_print_scope(run):
+                    # The common case, inline: no timeout scope, no print redirection.
+                    try:
+                        value = (OK, await op[1](*op[2], **op[3]))
+                    except Exception as exc:
+                        value = (ERR, exc)
+                else:
+                    value = await _invoke_async(run, op[1], op[2], op[3])
             elif code == CALL:
                 try:
                     value = op[1](*op[2])
@@ -482,25 +529,36 @@ async def run_spawned(run: TaskRun) -> None:
     """The body of a submitted async run's own task: wires its mailbox to cancellation."""
     loop = run.loop
     assert loop is not None
-    if loop.backend == "asyncio":
-        me = asyncio.current_task()
-        assert me is not None
-        run._wake = lambda: loop.call_soon(me.cancel)
-        try:
-            await drive_async(run)
-        except asyncio.CancelledError:
-            # Swallow only our own cancellation; a cancelled host must see it.
-            if run.pending_cancel() is not None and me.uncancel() == 0:
-                return
-            raise
-    else:
-        import trio
+    group_cancelled = False
+    try:
+        if loop.backend == "asyncio":
+            me = asyncio.current_task()
+            assert me is not None
+            run._wake = lambda: loop.call_soon(me.cancel)
+            try:
+                await drive_async(run)
+            except asyncio.CancelledError:
+                # Swallow only our own cancellation; a cancelled host must see it.
+                if run.pending_cancel() is not None and me.uncancel() == 0:
+                    return
+                group_cancelled = True
+                raise
+        else:
+            import trio
 
-        with trio.CancelScope() as scope:
-            run._wake = lambda: loop.call_soon(scope.cancel)
-            if run.pending_cancel() is not None:
-                scope.cancel()
-            await drive_async(run)
+            with trio.CancelScope() as scope:
+                run._wake = lambda: loop.call_soon(scope.cancel)
+                if run.pending_cancel() is not None:
+                    scope.cancel()
+                try:
+                    await drive_async(run)
+                except trio.Cancelled:
+                    group_cancelled = not scope.cancel_called
+                    raise
+    finally:
+        supervisor = run.supervisor
+        if supervisor is not None:
+            supervisor.async_slot_free(group_cancelled)
 
 
 def finish_cancelled(run: TaskRun) -> None:

@@ -1,0 +1,350 @@
+"""Cache policies: what a task run's cache key is made of.
+
+A policy turns a run (its inputs, its task's source, its flow run) into key text; policies
+compose with ``+`` and ``policy - "arg"`` leaves an input out. Each built-in policy produces
+*text*, and the task's cache hashes the text once, so a composed policy costs one hash, not one
+per part. Custom policies subclass :class:`CachePolicy` and implement :meth:`compute_key`, as
+in Prefect.
+
+Unlike Prefect, a part that fails never narrows the key silently: an input that cannot be
+hashed stably raises :class:`UnhashableInput` naming the argument, and any other error in a
+policy fails the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, final
+
+import attrs
+
+from ._hashing import REPR_SAFE, UnhashableInput, canonical, digest_bytes, digest_text
+
+if TYPE_CHECKING:
+    from .._core import FlowRun, TaskRun
+
+__all__ = [
+    "DEFAULT",
+    "FLOW_PARAMETERS",
+    "INPUTS",
+    "NONE",
+    "NO_CACHE",
+    "RUN_ID",
+    "TASK_SOURCE",
+    "CacheKeyFnPolicy",
+    "CachePolicy",
+    "CompoundCachePolicy",
+    "FlowParameters",
+    "Inputs",
+    "KeyContext",
+    "NoCache",
+    "RunId",
+    "TaskSource",
+    "task_input_hash",
+]
+
+
+@final
+class KeyContext:
+    """What a policy or ``cache_key_fn`` sees of the run: its task, the run, its parameters."""
+
+    __slots__ = ("flow_run", "parameters", "task", "task_run")
+
+    def __init__(self, task: Any, task_run: TaskRun, parameters: dict[str, Any]) -> None:
+        self.task = task
+        self.task_run = task_run
+        self.parameters = parameters
+        self.flow_run: FlowRun | None = task_run.flow
+
+    def __repr__(self) -> str:
+        return f"KeyContext(task={self.task!r}, task_run={self.task_run.name!r})"
+
+
+class CachePolicy:
+    """Base of every policy. Subclasses implement :meth:`compute_key`."""
+
+    #: Whether :meth:`compute_key` reads ``flow_parameters`` (binding them costs per run).
+    needs_flow_parameters = True
+
+    def compute_key(
+        self,
+        task_ctx: KeyContext,
+        inputs: dict[str, Any],
+        flow_parameters: dict[str, Any],
+        **kwargs: Any,
+    ) -> str | None:
+        """The key for this run, or ``None`` for no key (the run is not cached)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement compute_key()")
+
+    def key_text(
+        self, task_ctx: KeyContext, inputs: dict[str, Any], flow_parameters: dict[str, Any]
+    ) -> str | None:
+        """The key before hashing. Built-in policies return readable text; others their key."""
+        key = self.compute_key(task_ctx, inputs, flow_parameters)
+        if key is not None and not isinstance(key, str):
+            raise TypeError(
+                f"{type(self).__name__}.compute_key() must return a str or None, "
+                f"got {type(key).__name__}"
+            )
+        return key
+
+    def __add__(self, other: CachePolicy) -> CachePolicy:
+        if not isinstance(other, CachePolicy):
+            return NotImplemented
+        if isinstance(other, NoCache):
+            return self
+        return CompoundCachePolicy(policies=(self, other))
+
+    def __sub__(self, other: str) -> CachePolicy:
+        # Only policies that hash inputs have anything to leave out.
+        _check_name(other)
+        return self
+
+
+def _check_name(other: Any) -> None:
+    if not isinstance(other, str):
+        raise TypeError("Can only subtract strings from key policies.")
+
+
+class _Builtin(CachePolicy):
+    """A built-in policy: key text first, one hash at the end."""
+
+    needs_flow_parameters = False
+
+    def compute_key(
+        self,
+        task_ctx: KeyContext,
+        inputs: dict[str, Any],
+        flow_parameters: dict[str, Any],
+        **kwargs: Any,
+    ) -> str | None:
+        text = self.key_text(task_ctx, inputs, flow_parameters)
+        return None if text is None else digest_text(text)
+
+    def key_text(
+        self, task_ctx: KeyContext, inputs: dict[str, Any], flow_parameters: dict[str, Any]
+    ) -> str | None:
+        raise NotImplementedError
+
+
+def _value_text(name: str, value: Any) -> str:
+    if type(value) in REPR_SAFE:
+        return f"{name}={value!r}"
+    return f"{name}#{digest_bytes(canonical(value))}"
+
+
+def _values_text(kind: str, values: dict[str, Any], exclude: Iterable[str] = ()) -> str:
+    parts = []
+    for name, value in values.items():
+        if name in exclude:
+            continue
+        try:
+            parts.append(_value_text(name, value))
+        except UnhashableInput as exc:
+            exc.argument = name  # type: ignore[attr-defined]
+            exc.kind = kind  # type: ignore[attr-defined]
+            raise
+    return "\x00".join(parts)
+
+
+def _to_tuple(names: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(names, str):
+        return (names,)
+    return tuple(names)
+
+
+@final
+@attrs.frozen
+class Inputs(_Builtin):
+    """Key on the run's inputs (its bound arguments, defaults included), minus ``exclude``."""
+
+    exclude: tuple[str, ...] = attrs.field(default=(), converter=_to_tuple)
+
+    def key_text(
+        self, task_ctx: KeyContext, inputs: dict[str, Any], flow_parameters: dict[str, Any]
+    ) -> str | None:
+        if not inputs:
+            return None
+        return _values_text("argument", inputs, self.exclude)
+
+    def __sub__(self, other: str) -> CachePolicy:
+        _check_name(other)
+        return Inputs(exclude=(*self.exclude, other))
+
+
+@final
+@attrs.frozen
+class TaskSource(_Builtin):
+    """Key on the task's identity and source code: editing the task invalidates the cache."""
+
+    def key_text(
+        self, task_ctx: KeyContext, inputs: dict[str, Any], flow_parameters: dict[str, Any]
+    ) -> str | None:
+        return str(task_ctx.task.task_key)
+
+
+@final
+@attrs.frozen
+class FlowParameters(_Builtin):
+    """Key on the parameters of the enclosing flow run (no key outside a flow)."""
+
+    needs_flow_parameters = True
+
+    def key_text(
+        self, task_ctx: KeyContext, inputs: dict[str, Any], flow_parameters: dict[str, Any]
+    ) -> str | None:
+        if not flow_parameters:
+            return None
+        return _values_text("flow parameter", flow_parameters)
+
+
+@final
+@attrs.frozen
+class RunId(_Builtin):
+    """Key on the enclosing flow run's id; outside a flow, on the parent run's (or the run's
+    own, which never repeats)."""
+
+    def key_text(
+        self, task_ctx: KeyContext, inputs: dict[str, Any], flow_parameters: dict[str, Any]
+    ) -> str | None:
+        run = task_ctx.task_run
+        owner = run.flow or run.parent or run
+        return str(owner.id)
+
+
+@final
+@attrs.frozen
+class NoCache(_Builtin):
+    """No key: runs are neither cached nor persisted. Adding it to a policy changes nothing."""
+
+    def key_text(
+        self, task_ctx: KeyContext, inputs: dict[str, Any], flow_parameters: dict[str, Any]
+    ) -> str | None:
+        return None
+
+    def __add__(self, other: CachePolicy) -> CachePolicy:
+        if not isinstance(other, CachePolicy):
+            return NotImplemented
+        return other
+
+
+@final
+@attrs.frozen
+class CacheKeyFnPolicy(CachePolicy):
+    """Key given by a function ``cache_key_fn(context, parameters) -> str | None``."""
+
+    cache_key_fn: Callable[[KeyContext, dict[str, Any]], str | None]
+    needs_flow_parameters = False
+
+    def compute_key(
+        self,
+        task_ctx: KeyContext,
+        inputs: dict[str, Any],
+        flow_parameters: dict[str, Any],
+        **kwargs: Any,
+    ) -> str | None:
+        key = self.cache_key_fn(task_ctx, inputs)
+        if key is not None and not isinstance(key, str):
+            name = getattr(self.cache_key_fn, "__name__", repr(self.cache_key_fn))
+            raise TypeError(
+                f"cache_key_fn {name!r} must return a str or None, got {type(key).__name__}"
+            )
+        return key
+
+
+def _flatten(policies: Iterable[CachePolicy]) -> tuple[CachePolicy, ...]:
+    flat: list[CachePolicy] = []
+    excludes: set[str] = set()
+    has_inputs = False
+    for policy in policies:
+        parts = policy.policies if isinstance(policy, CompoundCachePolicy) else (policy,)
+        for part in parts:
+            if not isinstance(part, CachePolicy):
+                raise TypeError(f"Expected a CachePolicy, got {type(part).__name__}")
+            if isinstance(part, Inputs):
+                has_inputs = True
+                excludes.update(part.exclude)
+            elif not isinstance(part, NoCache):
+                flat.append(part)
+    if has_inputs:
+        # One Inputs part, leaving out everything any of them left out.
+        flat.append(Inputs(exclude=tuple(sorted(excludes))))
+    return tuple(flat)
+
+
+@final
+@attrs.frozen
+class CompoundCachePolicy(CachePolicy):
+    """Several policies at once: the key changes when any part's key changes.
+
+    Parts whose key is ``None`` are left out; when every part is ``None`` there is no key.
+    The order of the parts does not matter: ``INPUTS + TASK_SOURCE == TASK_SOURCE + INPUTS``
+    in key as well as in value.
+    """
+
+    policies: tuple[CachePolicy, ...] = attrs.field(converter=_flatten)
+
+    @property
+    def needs_flow_parameters(self) -> bool:  # type: ignore[override]
+        return any(policy.needs_flow_parameters for policy in self.policies)
+
+    def compute_key(
+        self,
+        task_ctx: KeyContext,
+        inputs: dict[str, Any],
+        flow_parameters: dict[str, Any],
+        **kwargs: Any,
+    ) -> str | None:
+        text = self.key_text(task_ctx, inputs, flow_parameters)
+        return None if text is None else digest_text(text)
+
+    def key_text(
+        self, task_ctx: KeyContext, inputs: dict[str, Any], flow_parameters: dict[str, Any]
+    ) -> str | None:
+        parts = []
+        for policy in self.policies:
+            text = policy.key_text(task_ctx, inputs, flow_parameters)
+            if text is not None:
+                parts.append(f"{type(policy).__qualname__}:{len(text)}:{text}")
+        if not parts:
+            return None
+        parts.sort()
+        return "\x1f".join(parts)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CompoundCachePolicy):
+            return NotImplemented
+        return sorted(map(repr, self.policies)) == sorted(map(repr, other.policies))
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(map(repr, self.policies))))
+
+    def __add__(self, other: CachePolicy) -> CachePolicy:
+        if not isinstance(other, CachePolicy):
+            return NotImplemented
+        return CompoundCachePolicy(policies=(*self.policies, other))
+
+    def __sub__(self, other: str) -> CachePolicy:
+        _check_name(other)
+        if not any(isinstance(policy, Inputs) for policy in self.policies):
+            return self  # no dependency on inputs to begin with
+        return CompoundCachePolicy(policies=(*self.policies, Inputs(exclude=(other,))))
+
+
+def task_input_hash(context: KeyContext, arguments: dict[str, Any]) -> str | None:
+    """A ``cache_key_fn`` keying on the task's identity and source and all its arguments.
+
+    An argument that cannot be hashed stably raises :class:`UnhashableInput` naming it.
+    """
+    return digest_text(f"{context.task.task_key}\x00{_values_text('argument', arguments)}")
+
+
+INPUTS: CachePolicy = Inputs()
+TASK_SOURCE: CachePolicy = TaskSource()
+FLOW_PARAMETERS: CachePolicy = FlowParameters()
+RUN_ID: CachePolicy = RunId()
+NO_CACHE: CachePolicy = NoCache()
+#: Prefect's other name for :data:`NO_CACHE`.
+NONE: CachePolicy = NO_CACHE
+#: The same call twice in one flow run is cached; a new flow run, or edited source, recomputes.
+DEFAULT: CachePolicy = INPUTS + TASK_SOURCE + RUN_ID

@@ -1,0 +1,422 @@
+"""Records and local storage: expiration, refresh, corruption, serializers, unhashable inputs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from actorflow import flow, task
+from actorflow._cache._hashing import canonical, stable_digest
+from actorflow._cache._shared import shared_for
+from actorflow.cache_policies import INPUTS, TASK_SOURCE, CacheKeyWarning, UnhashableInput
+from actorflow.results import (
+    CorruptRecord,
+    LocalStorage,
+    decode_record,
+    default_storage,
+)
+from actorflow.testing import VirtualClock, use_clock
+
+
+def records(root: Path) -> list[Path]:
+    """The record files under ``root`` (not temporary files or the lock file)."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def forget_memory(storage_root: Path) -> None:
+    """Drop what this process keeps in memory for a storage, as a fresh process would."""
+    shared_for(LocalStorage(storage_root).location).memory.clear()
+
+
+# -- expiration, refresh ---------------------------------------------------------------------------
+def test_seed_example_inputs_with_expiration_outside_a_flow() -> None:
+    sleeps: list[int] = []
+
+    @task(cache_policy=INPUTS, cache_expiration=timedelta(seconds=10))
+    def my_stateful_task(x: int) -> int:
+        sleeps.append(x)  # stands for print("sleeping"); time.sleep(10)
+        return x + 1
+
+    with use_clock(VirtualClock()) as clock:
+        assert my_stateful_task(x=1) == 2  # sleeps
+        assert my_stateful_task(x=1) == 2  # does not sleep
+        assert sleeps == [1]
+        clock.advance(9.9)
+        assert my_stateful_task(x=1, return_state=True).name == "Cached"
+        clock.advance(0.2)  # ... 10 seconds pass ...
+        assert my_stateful_task(x=1, return_state=True).name == "Completed"  # sleeps again
+        assert sleeps == [1, 1]
+        assert my_stateful_task(x=1, return_state=True).name == "Cached"
+
+
+def test_an_expired_record_is_replaced_in_storage(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    @task(
+        cache_policy=INPUTS,
+        cache_expiration=timedelta(seconds=5),
+        result_storage=str(tmp_path),
+        cache_result_in_memory=False,
+    )
+    def work(x: int) -> int:
+        calls.append(x)
+        return x * len(calls)
+
+    with use_clock(VirtualClock(start=1000.0)) as clock:
+        assert work(3) == 3
+        (path,) = records(tmp_path)
+        assert decode_record(path.read_bytes(), path.name).expires == 1005.0
+        clock.advance(6)
+        assert work(3) == 6  # recomputed
+        (again,) = records(tmp_path)
+        record = decode_record(again.read_bytes(), again.name)
+        assert (record.created, record.expires) == (1006.0, 1011.0)
+        assert work(3) == 6
+    assert calls == [3, 3]
+
+
+def test_refresh_cache_recomputes_and_overwrites() -> None:
+    calls: list[int] = []
+
+    @task(cache_policy=INPUTS)
+    def work(x: int) -> int:
+        calls.append(x)
+        return 100 * len(calls)
+
+    refreshing = work.with_options(refresh_cache=True)
+    assert work(1) == 100
+    assert work(1) == 100
+    assert refreshing(1, return_state=True).name == "Completed"
+    assert calls == [1, 1]
+    assert work(1) == 200  # the refreshed record is what the cache now holds
+
+
+# -- records on disk -------------------------------------------------------------------------------
+def test_records_go_to_actorflow_home_by_default() -> None:
+    @task(cache_policy=INPUTS)
+    def work(x: int) -> int:
+        return x
+
+    work(7)
+    home = Path(os.environ["ACTORFLOW_HOME"])
+    root = home / "storage"
+    assert default_storage() == LocalStorage(root)
+    (path,) = records(root)
+    record = decode_record(path.read_bytes(), path.name)
+    assert record.format == "json"
+    assert record.payload == b"7"
+    assert not [p for p in root.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda data: data[: len(data) // 2], id="torn"),
+        pytest.param(lambda data: data[:-1] + bytes([data[-1] ^ 1]), id="flipped-byte"),
+        pytest.param(lambda data: b"garbage", id="garbage"),
+        pytest.param(lambda data: b"", id="empty"),
+    ],
+)
+def test_a_corrupt_record_is_a_logged_miss_and_is_overwritten(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: Any
+) -> None:
+    calls: list[int] = []
+
+    @task(cache_policy=INPUTS, result_storage=str(tmp_path))
+    def work(x: int) -> dict[str, int]:
+        calls.append(x)
+        return {"x": x, "n": len(calls)}
+
+    assert work(1) == {"x": 1, "n": 1}
+    (path,) = records(tmp_path)
+    path.write_bytes(damage(path.read_bytes()))
+    forget_memory(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="actorflow.cache"):
+        state = work(1, return_state=True)
+    assert state.name == "Completed"  # recomputed, never a wrong value or a crash
+    assert state.result() == {"x": 1, "n": 2}
+    assert "is corrupt" in caplog.text and "treated as a miss" in caplog.text
+    assert decode_record(path.read_bytes(), path.name).format == "json"  # overwritten
+    forget_memory(tmp_path)
+    assert work(1, return_state=True).name == "Cached"
+    assert calls == [1, 1]
+
+
+def test_decode_record_rejects_a_record_of_another_key(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+
+    @task(cache_policy=INPUTS, result_storage=storage)
+    def work(x: int) -> int:
+        return x
+
+    work(1)
+    (path,) = records(tmp_path)
+    with pytest.raises(CorruptRecord, match="belongs to key"):
+        decode_record(path.read_bytes(), "another-key")
+
+
+def test_local_storage_create_is_create_if_absent(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    assert storage.create("a/b", b"first") is True
+    assert storage.create("a/b", b"second") is False
+    assert storage.read("a/b") == (b"first", None)
+    assert storage.replace("a/b", b"third", None) is True
+    assert storage.read("a/b") == (b"third", None)
+    assert storage.read("missing") is None
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["b"]  # no temp files left
+    with pytest.raises(ValueError, match="Invalid result storage key"):
+        storage.read("../outside")
+    assert pickle.loads(pickle.dumps(storage)) == storage
+
+
+# -- serializers -----------------------------------------------------------------------------------
+class Point:
+    def __init__(self, x: int) -> None:
+        self.x = x
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Point) and other.x == self.x
+
+
+@pytest.mark.parametrize(
+    ("value", "fmt"),
+    [
+        ([1, "a", None, 2.5, {"k": [True]}], "json"),
+        ((1, 2), "cloudpickle"),
+        ({1: "a"}, "cloudpickle"),
+        ({"a", "b"}, "cloudpickle"),
+        (float("nan"), "cloudpickle"),
+        (2**70, "cloudpickle"),
+        (Point(3), "cloudpickle"),
+    ],
+)
+def test_auto_serializer_uses_json_only_when_exact(tmp_path: Path, value: Any, fmt: str) -> None:
+    @task(cache_policy=TASK_SOURCE, result_storage=str(tmp_path), cache_result_in_memory=False)
+    def produce() -> Any:
+        return value
+
+    first = produce()
+    second = produce(return_state=True)
+    assert second.name == "Cached"
+    hit = second.result()
+    assert type(hit) is type(first)
+    if value == value:  # NaN is the exception to equality
+        assert hit == first
+    (path,) = records(tmp_path)
+    assert decode_record(path.read_bytes(), path.name).format == fmt
+
+
+def test_a_json_task_never_loads_a_pickle_record(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[str] = []
+
+    def make(x: int) -> list[int]:
+        calls.append("ran")
+        return [x]
+
+    pickling = task(make, cache_policy=INPUTS, result_storage=str(tmp_path),
+                    result_serializer="pickle")  # fmt: skip
+    json_only = task(make, cache_policy=INPUTS, result_storage=str(tmp_path),
+                     result_serializer="json")  # fmt: skip
+    assert pickling(1) == [1]
+    forget_memory(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="actorflow.cache"):
+        assert json_only(1, return_state=True).name == "Completed"
+    assert "does not read" in caplog.text
+    assert calls == ["ran", "ran"]
+    (path,) = records(tmp_path)
+    assert decode_record(path.read_bytes(), path.name).format == "json"
+
+
+def test_compressed_and_object_serializers(tmp_path: Path) -> None:
+    class Upper:
+        type = "upper"
+
+        def dumps(self, value: str) -> bytes:
+            return value.upper().encode()
+
+        def loads(self, data: bytes) -> str:
+            return data.decode()
+
+    @task(cache_policy=INPUTS, result_storage=str(tmp_path / "c"),
+          result_serializer="compressed/pickle", cache_result_in_memory=False)  # fmt: skip
+    def big(n: int) -> str:
+        return "x" * n
+
+    @task(cache_policy=INPUTS, result_storage=str(tmp_path / "u"), result_serializer=Upper(),
+          cache_result_in_memory=False)  # fmt: skip
+    def shout(s: str) -> str:
+        return s
+
+    assert big(10_000) == big(10_000) == "x" * 10_000
+    (path,) = records(tmp_path / "c")
+    assert path.stat().st_size < 1000
+    assert decode_record(path.read_bytes(), path.name).format == "compressed/cloudpickle"
+    assert shout("hi") == "hi"
+    assert shout("hi") == "HI"  # what the serializer wrote
+    (path,) = records(tmp_path / "u")
+    assert decode_record(path.read_bytes(), path.name).format == "upper"
+
+
+def test_hits_return_fresh_copies_of_mutable_results() -> None:
+    @task(cache_policy=INPUTS)
+    def items(n: int) -> list[int]:
+        return list(range(n))
+
+    first = items(3)
+    first.append(99)
+    second = items(3)
+    second.append(100)
+    assert items(3) == [0, 1, 2]
+
+
+def test_an_unserializable_result_fails_the_run(tmp_path: Path) -> None:
+    @task(cache_policy=INPUTS, result_storage=str(tmp_path))
+    def make_lock(x: int) -> Any:
+        return threading.Lock()
+
+    state = make_lock(1, return_state=True)
+    assert state.is_failed()
+    assert (state.message or "").startswith("Could not persist the result: TypeError")
+    assert records(tmp_path) == []
+
+
+# -- keys ------------------------------------------------------------------------------------------
+def test_canonical_encoding_tells_types_apart_and_ignores_hash_order() -> None:
+    distinct = [1, True, 1.0, "1", b"1", (1,), [1], {1}, frozenset({1}), {"1": 1}, None]
+    assert len({canonical(v) for v in distinct}) == len(distinct)
+    forward = {f"k{i}" for i in range(50)}
+    backward = set(sorted(forward, reverse=True))
+    assert stable_digest(forward) == stable_digest(backward)
+    assert stable_digest({"a": 1, "b": 2}) == stable_digest({"b": 2, "a": 1})
+    cyclic: list[Any] = [1]
+    cyclic.append(cyclic)
+    assert stable_digest(cyclic) == stable_digest(cyclic)
+
+
+class Client:
+    def __init__(self) -> None:
+        self.name = "db"
+        self.pool = {"conns": [threading.Lock()]}
+
+
+def test_an_unhashable_input_fails_the_run_naming_the_argument() -> None:
+    calls: list[str] = []
+
+    @task(cache_policy=INPUTS)
+    def query(sql: str, client: Client) -> str:
+        calls.append(sql)
+        return sql
+
+    state = query("select 1", Client(), return_state=True)
+    assert state.is_failed()
+    assert calls == []
+    message = state.message or ""
+    assert "argument 'client' cannot be hashed stably" in message
+    assert "client.pool['conns'][0]" in message
+    assert "_thread.lock" in message
+    assert "cache_unhashable" in message
+    with pytest.raises(UnhashableInput, match="task 'query': argument 'client'"):
+        state.result()
+
+
+def test_an_unhashable_input_can_be_excluded_or_run_uncached_with_a_warning() -> None:
+    calls: list[str] = []
+
+    @task(cache_policy=INPUTS - "client")
+    def query(sql: str, client: Client) -> str:
+        calls.append(sql)
+        return sql
+
+    assert query("a", Client()) == query("a", Client()) == "a"
+    assert calls == ["a"]
+
+    @task(cache_policy=INPUTS, cache_unhashable="warn")
+    def lenient(sql: str, client: Client) -> str:
+        calls.append(sql)
+        return sql
+
+    with pytest.warns(CacheKeyWarning, match="argument 'client'.*not cached"):
+        assert lenient("b", Client()) == "b"
+    with pytest.warns(CacheKeyWarning):
+        assert lenient("b", Client()) == "b"
+    assert calls == ["a", "b", "b"]
+
+
+def test_tasks_with_the_same_inputs_do_not_share_records() -> None:
+    @task(cache_policy=INPUTS)
+    def double(x: int) -> int:
+        return 2 * x
+
+    @task(cache_policy=INPUTS)
+    def triple(x: int) -> int:
+        return 3 * x
+
+    assert double(2) == 4
+    assert triple(2) == 6  # a different task: its own key, not double's record
+
+
+def test_a_bound_method_task_keys_on_its_instance() -> None:
+    class Scaler:
+        def __init__(self, k: int) -> None:
+            self.k = k
+
+        @task(cache_policy=INPUTS)
+        def scale(self, x: int) -> int:
+            return self.k * x
+
+    assert Scaler(2).scale(5) == 10
+    assert Scaler(3).scale(5) == 15
+
+
+# -- async runs ------------------------------------------------------------------------------------
+@pytest.mark.anyio
+async def test_async_tasks_cache_on_both_backends(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    @task(cache_policy=INPUTS, result_storage=str(tmp_path))
+    async def fetch(x: int) -> dict[str, int]:
+        calls.append(x)
+        await anyio.lowlevel.checkpoint()
+        return {"x": x}
+
+    @task(cache_policy=INPUTS, result_storage=str(tmp_path), cache_result_in_memory=False)
+    async def fetch_from_disk(x: int) -> dict[str, int]:
+        calls.append(-x)
+        return {"x": x}
+
+    assert await fetch(1) == {"x": 1}
+    state = await fetch(1, return_state=True)
+    assert state.name == "Cached" and state.result() == {"x": 1}
+    assert await fetch_from_disk(2) == await fetch_from_disk(2) == {"x": 2}
+    assert calls == [1, -2]
+
+
+@pytest.mark.anyio
+async def test_async_flow_with_persisting_default(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    @task
+    async def step(x: int) -> int:
+        calls.append(x)
+        return x + 1
+
+    @flow(persist_result=True, result_storage=str(tmp_path))
+    async def pipeline() -> list[str]:
+        first = await step(1, return_state=True)
+        second = await step(1, return_state=True)
+        return [first.name, second.name]
+
+    assert await pipeline() == ["Completed", "Cached"]
+    assert await pipeline() == ["Completed", "Cached"]
+    assert calls == [1, 1]

@@ -126,11 +126,12 @@ async def test_cancelling_the_host_cancels_every_child(anyio_backend: str) -> No
 
 
 def test_flow_body_failure_cancels_queued_children(no_leaked_threads: None) -> None:
-    gate = threading.Event()
+    gate, started = threading.Event(), threading.Event()
     futures: list[Any] = []
 
     @task
     def blocker() -> None:
+        started.set()
         assert gate.wait(5)
 
     @task
@@ -141,6 +142,7 @@ def test_flow_body_failure_cancels_queued_children(no_leaked_threads: None) -> N
     def my_flow() -> None:
         futures.append(blocker.submit())
         futures.extend(never_runs.submit() for _ in range(3))
+        assert started.wait(5)  # the blocker holds the only worker
         threading.Timer(0.05, gate.set).start()
         raise ValueError("body failed")
 

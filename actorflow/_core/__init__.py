@@ -36,7 +36,6 @@ from ._callables import (
 from ._callables import (
     source_key as source_key,
 )
-from ._exports import fixup_module_metadata as fixup_module_metadata
 from ._clock import (
     Clock as Clock,
 )
@@ -118,17 +117,18 @@ from ._exceptions import (
 from ._exceptions import (
     UpstreamTaskError as UpstreamTaskError,
 )
+from ._exports import fixup_module_metadata as fixup_module_metadata
+from ._flow_engine import (
+    drive_flow_async as drive_flow_async,
+)
+from ._flow_engine import (
+    drive_flow_sync as drive_flow_sync,
+)
 from ._flow_run import (
     FlowRun as FlowRun,
 )
 from ._flow_run import (
     SupervisorStatistics as SupervisorStatistics,
-)
-from ._flow_run import (
-    drive_flow_async as drive_flow_async,
-)
-from ._flow_run import (
-    drive_flow_sync as drive_flow_sync,
 )
 from ._futures import (
     DoneAndNotDoneFutures as DoneAndNotDoneFutures,

@@ -88,7 +88,7 @@ class Task(Generic[P, R]):
         self.is_async = inspect.iscoroutinefunction(fn) or (
             not inspect.isfunction(fn) and inspect.iscoroutinefunction(type(fn).__call__)
         )
-        self.name = name or getattr(fn, "__name__", type(fn).__name__)
+        self.name: str = name or str(getattr(fn, "__name__", type(fn).__name__))
         self.description = description or inspect.getdoc(fn)
         self.tags = frozenset(tags or ())
         self.version = version

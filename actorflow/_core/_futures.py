@@ -63,6 +63,7 @@ class TaskFuture(Generic[R]):
 
     def add_done_callback(self, fn: Callable[[TaskFuture[R]], object]) -> None:
         """Call ``fn(future)`` once the run is done, on the thread that finishes it."""
+
         def call() -> None:
             fn(self)
 

@@ -1,5 +1,7 @@
 """Exceptions raised by actorflow."""
 
+from ._cache._hashing import CacheKeyError as CacheKeyError
+from ._cache._hashing import UnhashableInput as UnhashableInput
 from ._core import ActorflowException as ActorflowException
 from ._core import BlockingWaitOnEventLoop as BlockingWaitOnEventLoop
 from ._core import CancelledRun as CancelledRun
@@ -21,6 +23,7 @@ from ._core import fixup_module_metadata as _fixup_module_metadata
 __all__ = (
     "ActorflowException",
     "BlockingWaitOnEventLoop",
+    "CacheKeyError",
     "CancelledRun",
     "CrashedRun",
     "FailedRun",
@@ -34,6 +37,7 @@ __all__ = (
     "ReservedArgumentError",
     "TaskRunTimeoutError",
     "UnfinishedRun",
+    "UnhashableInput",
     "UpstreamTaskError",
 )
 

@@ -14,6 +14,8 @@ PUBLIC = [
     "actorflow.task_runners",
     "actorflow.testing",
     "actorflow.runs",
+    "actorflow.cache_policies",
+    "actorflow.results",
 ]
 
 

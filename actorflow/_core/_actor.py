@@ -239,7 +239,9 @@ class Actor:
     def send(self, message: Any) -> None:
         """Post ``message`` to the run's mailbox and wake its driver."""
         if self._mailbox is None:
-            self._mailbox = deque()
+            with _done_lock:
+                if self._mailbox is None:
+                    self._mailbox = deque()
         self._mailbox.append(message)
         wake = self._wake
         if wake is not None:

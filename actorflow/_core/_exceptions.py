@@ -65,3 +65,11 @@ class MissingContextError(ActorflowException, RuntimeError):
 
 class BlockingWaitOnEventLoop(ActorflowException, RuntimeError):
     """A blocking wait was attempted on the event loop thread that must complete the awaited run."""
+
+
+class FlowDeadlineInterrupt(BaseException):
+    """Raised inside a sync flow's thread at the flow's deadline.
+
+    A BaseException, so that user code's ``except Exception`` does not swallow it; each flow run
+    raises its own subclass, so a nested flow never mistakes its parent's deadline for its own.
+    """

@@ -15,10 +15,15 @@ from . import _context, _pool
 from ._actor import logger
 from ._bridge import call_later
 from ._clock import current_clock
-from ._exceptions import FlowRunTimeoutError, ParameterBindError, UpstreamTaskError
+from ._exceptions import (
+    FlowDeadlineInterrupt,
+    FlowRunTimeoutError,
+    ParameterBindError,
+    UpstreamTaskError,
+)
 from ._flow_run import FlowRun
 from ._futures import TaskFuture, TaskFutureList
-from ._resolve import collect
+from ._resolve import NotReadyError, collect, has_futures, substitute
 from ._retries import delay_for
 from ._spawn import current_loop, open_group
 from ._states import (
@@ -40,11 +45,6 @@ from ._task_run import CALL, OK, SLEEP, TIMEOUT, UPSTREAM, TaskRun, call_sync
 BODY = 4  # (BODY, args, kwargs) -> (OK|ERR|TIMEOUT, value)
 
 
-class _FlowDeadline(BaseException):
-    """Raised inside a sync flow body at its deadline (a BaseException, so that user code's
-    ``except Exception`` does not swallow it)."""
-
-
 # -- the engine ---------------------------------------------------------------------------------
 def flow_engine(fr: FlowRun) -> Generator[tuple[Any, ...], Any, None]:
     flow = fr.flow
@@ -59,21 +59,33 @@ def flow_engine(fr: FlowRun) -> Generator[tuple[Any, ...], Any, None]:
         yield from _hooks(fr, flow.on_failure_hooks)
         return
 
-    if fr.wait_for is not None:
-        upstream: list[tuple[TaskRun, bool]] = []
-        collect(fr.wait_for, upstream)
-        yield (UPSTREAM, [r for r, _ in upstream])
-        for r, allowed in upstream:
-            if not r.state.is_completed() and not (allowed and r.state.is_failed()):
-                reason = f"Upstream task run '{r.id}' did not reach a 'COMPLETED' state."
-                fr.transition(NOT_READY, reason, UpstreamTaskError(reason))
-                fr.settle(fr.state)
-                return
+    # Futures among the parameters and in wait_for are resolved first, as for task runs.
+    if fr.wait_for is not None or has_futures(args, kwargs):
+        inputs: list[tuple[TaskRun, bool]] = []
+        collect(args, inputs)
+        collect(kwargs, inputs)
+        ordering: list[tuple[TaskRun, bool]] = []
+        if fr.wait_for is not None:
+            collect(fr.wait_for, ordering)
+        if inputs or ordering:
+            yield (UPSTREAM, [r for r, _ in inputs + ordering])
+        try:
+            for r, allowed in ordering:
+                if not r.state.is_completed() and not (allowed and r.state.is_failed()):
+                    raise NotReadyError(r)
+            args = substitute(args)
+            kwargs = substitute(kwargs)
+        except NotReadyError as exc:
+            reason = f"Upstream task run '{exc.upstream.id}' did not reach a 'COMPLETED' state."
+            fr.transition(NOT_READY, reason, UpstreamTaskError(reason))
+            fr.settle(fr.state)
+            return
 
     while True:
         fr.run_count += 1
         fr.transition(RUNNING if fr.run_count == 1 else RETRYING)
         yield from _hooks(fr, flow.on_running_hooks)
+        fr.begin_attempt()
         outcome, value = yield (BODY, args, kwargs)
         message: str | None
         if outcome == OK:
@@ -219,6 +231,8 @@ def _body_sync(fr: FlowRun, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tu
     guard = threading.Lock()
     in_body = [True]
     disarm: Callable[[], None] | None = None
+    # This run's own deadline: a nested flow's handler lets its parent's pass through.
+    own_deadline: type[BaseException] = type("FlowDeadline", (FlowDeadlineInterrupt,), {})
     if timeout is not None:
         thread_id = threading.get_ident()
 
@@ -226,7 +240,7 @@ def _body_sync(fr: FlowRun, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tu
             fr.cancel_children(f"Flow run exceeded timeout of {timeout} second(s)")
             with guard:
                 if in_body[0]:
-                    _async_raise(thread_id, _FlowDeadline)
+                    _async_raise(thread_id, own_deadline)
 
         disarm = call_later(timeout, deadline)
     try:
@@ -238,13 +252,13 @@ def _body_sync(fr: FlowRun, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tu
                     in_body[0] = False
                 if disarm is not None:
                     disarm()
-        except _FlowDeadline:
+        except own_deadline:
             result = (TIMEOUT, timeout)
         except Exception as exc:
             fr.cancel_children(f"its flow run failed: {type(exc).__name__}: {exc}")
-            result = (2 if isinstance(exc, _FlowDeadline) else 1, exc)
+            result = (1, exc)
         fr.join_sync()
-    except _FlowDeadline:
+    except own_deadline:
         fr.join_sync()
         result = (TIMEOUT, timeout)
     except BaseException:

@@ -123,8 +123,12 @@ class FlowRun(Actor):
         return params
 
     # -- children -------------------------------------------------------------------------------
-    def submit(self, run: TaskRun) -> None:
-        """Take ``run`` as a child and start it where its body belongs."""
+    def submit(self, run: TaskRun, *, off_loop: bool = False) -> None:
+        """Take ``run`` as a child and start it where its body belongs.
+
+        ``off_loop`` puts an async child on the runtime loop rather than the flow's own, for a
+        caller that must block on it from the flow's loop thread.
+        """
         if self._closed:
             raise RuntimeError(
                 f"{self.label()} has finished: it cannot take new task runs ({run.name!r})"
@@ -134,24 +138,40 @@ class FlowRun(Actor):
         run.supervisor = self
         with self._lock:
             self._children.add(run)
-        if run.task.is_async:
-            group, loop = self._async_side()
-            run.loop = loop
-            if loop.on_loop_thread():
-                self._start_async(run, group)
+        try:
+            if run.task.is_async:
+                group, loop = self._loop_group_side() if off_loop else self._async_side()
+                run.loop = loop
+                # A child submitted by a running child skips the cap: the parent may wait on it,
+                # and a backlog behind a full house of waiting parents would never drain.
+                nested = run.parent is not None and not run.parent.is_flow
+                if loop.on_loop_thread():
+                    self._start_async(run, group, nested)
+                else:
+                    loop.call_soon_threadsafe(self._start_async, run, group, nested)
             else:
-                loop.call_soon_threadsafe(self._start_async, run, group)
-        else:
-            self._submit_sync(run)
+                self._submit_sync(run)
+        except BaseException as exc:
+            # A runner that cannot start or take the run: the run ends here, not never.
+            if not run.done():
+                message = f"Could not start the task run: {type(exc).__name__}: {exc}"
+                run.transition(CRASHED, message, CrashedRun(message))
+            raise
 
-    def _start_async(self, run: TaskRun, group: Group) -> None:
+    def _start_async(self, run: TaskRun, group: Group, nested: bool = False) -> None:
         # On the loop thread. Beyond MAX_ASYNC_IN_FLIGHT, runs wait in a backlog as plain
         # objects (no task, no coroutine frame), so a huge map costs memory per run, not per task.
-        if self._async_running >= MAX_ASYNC_IN_FLIGHT:
-            self._backlog.append(run)
-            return
-        self._async_running += 1
-        group.spawn(run_spawned(run))
+        with self._lock:
+            if self._async_running >= MAX_ASYNC_IN_FLIGHT and not nested:
+                self._backlog.append(run)
+                return
+            self._async_running += 1
+        try:
+            group.spawn(run_spawned(run))
+        except RuntimeError:  # the group is shutting down
+            with self._lock:
+                self._async_running -= 1
+            finish_cancelled(run)
 
     def async_slot_free(self, group_cancelled: bool) -> None:
         """Called on the loop thread when a spawned async child's task ends.
@@ -159,24 +179,26 @@ class FlowRun(Actor):
         A child cancelled by its host means the whole group is being cancelled (that is the only
         way a child receives an outside cancellation): the backlog is cancelled, not started.
         """
-        self._async_running -= 1
-        backlog = self._backlog
-        if not backlog:
-            return
-        if not group_cancelled:
-            group, _ = self._async_side()
-            try:
-                self._start_async(backlog.popleft(), group)
-                return
-            except RuntimeError:  # the group is shutting down
-                pass
-        self.cancel_children(self._stop_reason or "its flow run was cancelled")
+        with self._lock:
+            self._async_running -= 1
+            following = self._backlog.popleft() if self._backlog and not group_cancelled else None
+            drain = group_cancelled and bool(self._backlog)
+        if following is not None:
+            group = self._group if following.loop is self.loop else self._loop_group
+            assert group is not None
+            self._start_async(following, group)
+        elif drain:
+            self.cancel_children(self._stop_reason or "its flow run was cancelled")
 
     def _async_side(self) -> tuple[Group, Loop]:
         group, loop = self._group, self.loop
         if group is not None and loop is not None:
             return group, loop
-        # A sync flow: its async children live in a group on the runtime loop, opened on demand.
+        return self._loop_group_side()
+
+    def _loop_group_side(self) -> tuple[Group, Loop]:
+        # A sync flow's async children (and those an async flow must block on) live in a group
+        # on the runtime loop, opened on demand.
         with self._lock:
             if self._loop_group is None:
                 self._loop_group = LoopGroup()
@@ -215,7 +237,11 @@ class FlowRun(Actor):
                 remaining[0] -= 1
                 ready = remaining[0] == 0
             if ready:
-                runner.submit(run)
+                try:
+                    runner.submit(run)
+                except BaseException as exc:
+                    message = f"Could not start the task run: {type(exc).__name__}: {exc}"
+                    run.transition(CRASHED, message, CrashedRun(message))
 
         for upstream_run in waiting:
             upstream_run.add_done_callback(one_done)
@@ -239,6 +265,11 @@ class FlowRun(Actor):
                 return False
             self._idle.append(callback)
             return True
+
+    def begin_attempt(self) -> None:
+        """A new attempt (first run or flow retry): children may be submitted again."""
+        with self._lock:
+            self._stop_reason = None
 
     def cancel_children(self, reason: str) -> None:
         with self._lock:

@@ -107,8 +107,9 @@ class WorkerPool:
                     woke = cond.wait(self._idle_timeout)
                     self._idle -= 1
                     if not woke and not self._queue:
+                        # Idle exit: no one needs waking (waking the others would restart
+                        # their idle timers, and shutdown joins threads instead).
                         self._threads.discard(me)
-                        cond.notify_all()
                         return
                 ctx, fn, args = self._queue.popleft()
                 self._running += 1

@@ -22,6 +22,7 @@ from ._clock import current_clock
 from ._exceptions import (
     CancelledRun,
     CrashedRun,
+    FlowDeadlineInterrupt,
     ParameterBindError,
     TaskRunTimeoutError,
     UpstreamTaskError,
@@ -145,7 +146,12 @@ class TaskRun(Actor):
             return
         if _is_cancellation(exc):
             request = self.pending_cancel()
-            message = request.reason if request else "Task run was cancelled by its host"
+            if request:
+                message = request.reason
+            elif isinstance(exc, FlowDeadlineInterrupt):
+                message = "Task run was cancelled: its flow run exceeded its timeout"
+            else:
+                message = "Task run was cancelled by its host"
             self.transition(CANCELLED, message, CancelledRun(message))
         else:
             message = crash_message(exc)
@@ -161,7 +167,7 @@ def crash_message(exc: BaseException) -> str:
 
 
 def _is_cancellation(exc: BaseException) -> bool:
-    if isinstance(exc, asyncio.CancelledError):
+    if isinstance(exc, (asyncio.CancelledError, FlowDeadlineInterrupt)):
         return True
     if isinstance(exc, BaseExceptionGroup):
         return all(_is_cancellation(inner) for inner in exc.exceptions)
@@ -174,6 +180,11 @@ def engine(run: TaskRun) -> Generator[tuple[Any, ...], Any, None]:
     args, kwargs = run.args, run.kwargs
 
     if run.wait_for is not None or has_futures(args, kwargs):
+        if run.pending_cancel() is not None:  # cancelled before it started: do not wait
+            request = run.pending_cancel()
+            assert request is not None
+            run.transition(CANCELLED, request.reason, CancelledRun(request.reason))
+            return
         data: list[tuple[TaskRun, bool]] = []
         collect(args, data)
         collect(kwargs, data)
@@ -535,6 +546,8 @@ async def run_spawned(run: TaskRun) -> None:
             me = asyncio.current_task()
             assert me is not None
             run._wake = lambda: loop.call_soon(me.cancel)
+            if run.pending_cancel() is not None:
+                me.cancel()  # cancelled before it started: never wait for its upstream runs
             try:
                 await drive_async(run)
             except asyncio.CancelledError:

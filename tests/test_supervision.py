@@ -1,0 +1,185 @@
+"""Supervision edge cases: retries with children, nested children past the async cap, runners
+that fail to start, cancellation before start, subflow parameters, nested deadlines."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import anyio
+import pytest
+
+from actorflow import flow, task
+from actorflow.task_runners import ThreadPoolTaskRunner
+
+
+@task
+def add(x: int, y: int = 1) -> int:
+    return x + y
+
+
+@task
+async def aadd(x: int, y: int = 1) -> int:
+    await anyio.lowlevel.checkpoint()
+    return x + y
+
+
+def test_flow_retry_submits_normally_after_a_failed_attempt() -> None:
+    attempts: list[int] = []
+
+    @flow(retries=1)
+    def retried() -> int:
+        attempts.append(1)
+        future = add.submit(len(attempts))
+        if len(attempts) == 1:
+            raise ValueError("first attempt fails after submitting")
+        return future.result()
+
+    assert retried() == 3
+
+
+@pytest.mark.anyio
+async def test_async_flow_retry_submits_normally(anyio_backend: str) -> None:
+    attempts: list[int] = []
+
+    @flow(retries=1)
+    async def retried() -> int:
+        attempts.append(1)
+        future = aadd.submit(len(attempts))
+        if len(attempts) == 1:
+            raise ValueError("first attempt fails after submitting")
+        return await future
+
+    assert await retried() == 3
+
+
+@pytest.mark.anyio
+async def test_children_of_children_are_not_stuck_behind_the_async_cap(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actorflow._core import _flow_run
+
+    monkeypatch.setattr(_flow_run, "MAX_ASYNC_IN_FLIGHT", 2)
+
+    @task
+    async def parent(x: int) -> int:
+        return await aadd.submit(x)
+
+    @flow
+    async def nested() -> list[int]:
+        return [await f for f in parent.map(range(6))]
+
+    with anyio.fail_after(10):
+        assert await nested() == [1, 2, 3, 4, 5, 6]
+
+
+class BrokenRunner(ThreadPoolTaskRunner):
+    def duplicate(self) -> BrokenRunner:
+        return BrokenRunner(self.max_workers)
+
+    def start(self) -> None:
+        raise ConnectionError("cannot reach the cluster")
+
+
+def test_runner_that_cannot_start_fails_the_flow_instead_of_hanging() -> None:
+    futures: list[Any] = []
+
+    @flow(task_runner=BrokenRunner())
+    def broken() -> None:
+        from actorflow._core import current_flow_run
+
+        fr = current_flow_run()
+        assert fr is not None
+        futures.append(fr)
+        add.submit(1)
+
+    started = time.monotonic()
+    state = broken(return_state=True)
+    assert time.monotonic() - started < 5
+    assert state.is_failed() and "cannot reach the cluster" in (state.message or "")
+    assert futures[0].statistics().children_in_flight == 0
+
+
+@pytest.mark.anyio
+async def test_cancel_before_start_does_not_wait_for_upstream(anyio_backend: str) -> None:
+    release = anyio.Event()
+
+    @task
+    async def slow() -> int:
+        await release.wait()
+        return 1
+
+    @flow
+    async def cancels() -> dict[str, Any]:
+        upstream = slow.submit()
+        down = aadd.submit(upstream)
+        accepted = down.cancel()
+        with anyio.fail_after(5):
+            await down.wait_async()
+        state = down.state
+        release.set()
+        return {"accepted": accepted, "state": state}
+
+    out = await cancels()
+    assert out["accepted"] is True
+    assert out["state"].is_cancelled()
+
+
+def test_subflow_parameters_are_resolved() -> None:
+    @flow
+    def child(x: int, xs: list[int]) -> tuple[str, list[str]]:
+        return type(x).__name__, [type(v).__name__ for v in xs]
+
+    @task
+    def fails() -> int:
+        raise ValueError("no")
+
+    @flow
+    def parent() -> dict[str, Any]:
+        one = add.submit(1)
+        return {
+            "types": child(one, [one, add.submit(2)]),
+            "not_ready": child(fails.submit(), [], return_state=True),
+        }
+
+    out = parent()
+    assert out["types"] == ("int", ["int", "int"])
+    assert out["not_ready"].name == "NotReady"
+
+
+def test_nested_sync_flow_does_not_swallow_its_parents_deadline() -> None:
+    reached: list[str] = []
+
+    @flow(timeout_seconds=10)
+    def inner() -> None:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        reached.append("inner finished")
+
+    @flow(timeout_seconds=0.2)
+    def outer() -> None:
+        inner()
+        reached.append("outer went on")
+
+    started = time.monotonic()
+    state = outer(return_state=True)
+    assert time.monotonic() - started < 2.5
+    assert state.name == "TimedOut"
+    assert "0.2 second(s)" in (state.message or "")
+    assert reached == []
+
+
+def test_idle_pool_threads_exit_promptly() -> None:
+    from actorflow._core import WorkerPool
+
+    pool = WorkerPool(max_workers=8, idle_timeout=0.1, name="actorflow-idle-test")
+    done = threading.Barrier(9)
+    for _ in range(8):
+        pool.submit(done.wait)
+    done.wait(5)
+    deadline = time.monotonic() + 2
+    while pool.statistics().threads and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert pool.statistics().threads == 0

@@ -273,7 +273,7 @@ class Task(Generic[P, R]):
                 "deferred execution."
             )
         run = TaskRun(self, args, kwargs, current_run.get(), flow, wait_for)
-        flow.submit(run)
+        flow.submit(run, off_loop=return_state and self._blocks_own_loop(flow))
         future: TaskFuture[R] = TaskFuture(run)
         if return_state:
             future.wait()
@@ -318,15 +318,22 @@ class Task(Generic[P, R]):
         append = futures.append
         to_call = sig.to_call
         submit = flow.submit
+        off_loop = return_state and self._blocks_own_loop(flow)
         for item in expanded:
             call_args, call_kwargs = to_call(item)
             run = TaskRun(self, call_args, call_kwargs, parent, flow, wait_for)
-            submit(run)
+            submit(run, off_loop=off_loop)
             append(TaskFuture(run))
         if return_state:
             futures.wait()
             return [future.state for future in futures]
         return futures
+
+    def _blocks_own_loop(self, flow: Any) -> bool:
+        # return_state=True waits here. For an async task on the flow's own loop that would
+        # deadlock, so such runs go to the runtime loop instead.
+        loop = flow.loop
+        return self.is_async and loop is not None and loop.on_loop_thread()
 
     def __repr__(self) -> str:
         return f"Task(name={self.name!r}, fn={getattr(self.fn, '__qualname__', self.fn)!r})"

@@ -183,3 +183,102 @@ def test_idle_pool_threads_exit_promptly() -> None:
     while pool.statistics().threads and time.monotonic() < deadline:
         time.sleep(0.02)
     assert pool.statistics().threads == 0
+
+
+def test_future_resolves_after_the_runs_hooks() -> None:
+    seen: list[str] = []
+
+    @task(on_completion=[lambda t, r, s: seen.append("hook")])
+    def hooked() -> int:
+        return 1
+
+    @flow
+    def my_flow() -> list[str]:
+        hooked.submit().result()
+        return list(seen)
+
+    assert my_flow() == ["hook"]
+
+
+@pytest.mark.anyio
+async def test_async_hooks_finish_before_await_returns(anyio_backend: str) -> None:
+    seen: list[str] = []
+
+    async def hook(t: Any, r: Any, s: Any) -> None:
+        await anyio.lowlevel.checkpoint()
+        seen.append("hook")
+
+    @task(on_completion=[hook])
+    async def hooked() -> int:
+        return 1
+
+    @flow
+    async def my_flow() -> list[str]:
+        await hooked.submit()
+        return list(seen)
+
+    assert await my_flow() == ["hook"]
+
+
+@pytest.mark.anyio
+async def test_return_state_and_as_completed_in_async_flows(anyio_backend: str) -> None:
+    from actorflow.exceptions import BlockingWaitOnEventLoop
+    from actorflow.futures import as_completed
+
+    release = anyio.Event()
+
+    @task
+    async def waits() -> int:
+        await release.wait()
+        return 1
+
+    @flow
+    async def my_flow() -> dict[str, Any]:
+        state = aadd.submit(1, return_state=True)  # must not deadlock the flow's loop
+        states = aadd.map([1, 2], return_state=True)
+        pending = waits.submit()
+        with pytest.raises(BlockingWaitOnEventLoop, match="as_completed"):
+            list(as_completed([pending]))
+        release.set()
+        await pending
+        return {"one": state, "many": states}
+
+    out = await my_flow()
+    assert out["one"].result() == 2
+    assert [s.result() for s in out["many"]] == [2, 3]
+
+
+def test_interrupt_in_async_task_of_sync_flow_keeps_the_runtime_alive() -> None:
+    @task
+    async def exits() -> None:
+        raise SystemExit(3)
+
+    @flow
+    def first() -> Any:
+        future = exits.submit()
+        future.wait()
+        return {"state": future.state}
+
+    @flow
+    def second() -> int:
+        return aadd.submit(1).result()
+
+    state = first()["state"]
+    assert state.is_crashed() and "system exit" in (state.message or "")
+    assert second() == 2
+
+
+def test_sync_subflow_inside_async_task_of_sync_flow() -> None:
+    @flow
+    def inner() -> int:
+        return aadd.submit(1).result()
+
+    @task
+    async def calls_inner() -> int:
+        return inner()
+
+    @flow
+    def outer() -> int:
+        return calls_inner.submit().result()
+
+    assert outer() == 2

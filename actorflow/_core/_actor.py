@@ -75,7 +75,9 @@ class Actor:
         "__weakref__",
         "_callbacks",
         "_final",
+        "_held",
         "_history",
+        "_hold",
         "_int_id",
         "_kind",
         "_mailbox",
@@ -93,6 +95,10 @@ class Actor:
         self._history: list[tuple[StateKind, int, str | None, Any]] = []
         self._kind: StateKind | None = None
         self._final: State[Any] | tuple[StateKind, int, str | None, Any] | None = None
+        # While its driver still has work after the final state (hooks), completion is held:
+        # waiters are released, and the supervisor told, only when the driver is done.
+        self._hold = False
+        self._held: Any = None
         self._callbacks: list[Callable[[], None]] | None = None
         self._mailbox: deque[Any] | None = None
         self._wake: Callable[[], None] | None = None
@@ -127,7 +133,10 @@ class Actor:
         if self._observers:
             self._emit(old, kind.at(ts, message, data))
         if kind.final:
-            self._complete(record)
+            if self._hold:
+                self._held = record
+            else:
+                self._complete(record)
 
     def _emit(self, old: StateKind | None, state: State[Any]) -> None:
         parent = self.parent
@@ -198,7 +207,21 @@ class Actor:
 
     def settle(self, state: State[Any]) -> None:
         """End a run that stays in a non-final state (NotReady): waiters are released."""
-        self._complete(state)
+        if self._hold:
+            self._held = state
+        else:
+            self._complete(state)
+
+    def hold(self) -> None:
+        """Called by a driver before it starts: hold completion until :meth:`release`."""
+        self._hold = True
+
+    def release(self) -> None:
+        """Called by the driver when it is done: complete the run if it reached its end."""
+        self._hold = False
+        held, self._held = self._held, None
+        if held is not None:
+            self._complete(held)
 
     def add_done_callback(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` once the run has finished (now, if it already has)."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextvars
+import sys
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar, final
@@ -96,18 +98,31 @@ def _shutdown() -> None:
         _runtime = None
 
 
+def on_runtime_thread() -> bool:
+    runtime = _runtime
+    return runtime is not None and threading.current_thread() is runtime.thread
+
+
 def run_coroutine_sync(coro: Coroutine[Any, Any, T] | Any) -> T:
-    """Run ``coro`` to completion on the runtime loop and return its result, from sync code."""
-    runtime = runtime_loop()
-    if threading.current_thread() is runtime.thread:
-        raise RuntimeError(
-            "cannot block the actorflow runtime loop on itself: call this from sync code"
-        )
-    assert runtime.loop is not None
+    """Run ``coro`` to completion and return its result, from sync code.
+
+    It runs on the runtime loop; called *from* the runtime loop's thread (sync code inside an
+    async task of a sync flow), on a private loop of its own, since blocking the runtime loop
+    on itself would never return.
+    """
 
     async def wrap() -> T:
         return await coro  # type: ignore[no-any-return]
 
+    if on_runtime_thread():
+        private = _RuntimeLoop()
+        try:
+            assert private.loop is not None
+            return asyncio.run_coroutine_threadsafe(wrap(), private.loop).result()
+        finally:
+            private.stop()
+    runtime = runtime_loop()
+    assert runtime.loop is not None
     future = asyncio.run_coroutine_threadsafe(wrap(), runtime.loop)
     with blocking_region():
         return future.result()
@@ -149,7 +164,10 @@ class LoopGroup:
     """
 
     def __init__(self) -> None:
-        runtime = runtime_loop()
+        # From the runtime loop's own thread (a sync flow inside an async task of a sync flow),
+        # the group gets a private loop: waiting on the shared one here would never return.
+        self._private = _RuntimeLoop() if on_runtime_thread() else None
+        runtime = self._private or runtime_loop()
         assert runtime.loop is not None and runtime.handle is not None
         self.loop: Loop = runtime.handle
         self._ready = threading.Event()
@@ -173,7 +191,13 @@ class LoopGroup:
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         group = self._group
         assert group is not None
-        self.loop.call_soon(group.spawn, coro)
+        # The child inherits the submitter's context; if that was a trio task, its marker of
+        # the running async library must not follow the child onto this asyncio loop.
+        context = contextvars.copy_context()
+        sniffio = sys.modules.get("sniffio")
+        if sniffio is not None:
+            context.run(sniffio.current_async_library_cvar.set, None)
+        self.loop.call_soon_threadsafe_in(context, group.spawn, coro)
 
     def close(self) -> None:
         closing = self._closing
@@ -184,6 +208,8 @@ class LoopGroup:
                 self._done.result()
             except concurrent.futures.CancelledError:
                 pass
+        if self._private is not None:
+            self._private.stop()
 
     def cancel(self) -> None:
         task = self._task

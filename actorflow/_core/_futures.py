@@ -8,6 +8,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, final
 
 from ._actor import Cancel
+from ._exceptions import BlockingWaitOnEventLoop
 from ._states import State
 
 if TYPE_CHECKING:
@@ -131,6 +132,14 @@ def as_completed(
     total = len(pending)
     if not pending:
         return
+    for future in pending:
+        run = future._run
+        if not run.done() and run.loop is not None and run.loop.on_loop_thread():
+            raise BlockingWaitOnEventLoop(
+                f"{run.label()} runs on this thread's event loop, so as_completed() here would "
+                "deadlock: await the futures (for example with asyncio.as_completed or an anyio "
+                "task group) in async code."
+            )
     finished: list[TaskFuture[R]] = []
     cond = threading.Condition()
 

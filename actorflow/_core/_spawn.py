@@ -69,6 +69,10 @@ class Loop:
     def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
         self._call_soon_threadsafe(fn, *args)
 
+    def call_soon_threadsafe_in(self, context: Any, fn: Callable[..., Any], *args: Any) -> None:
+        """Like :meth:`call_soon_threadsafe`, running ``fn`` in ``context``."""
+        self._call_soon_threadsafe(context.run, fn, *args)
+
     def new_event(self) -> Event:
         if self.backend == "asyncio":
             return asyncio.Event()

@@ -60,6 +60,7 @@ class Stepper:
         self._lock = threading.Lock()
         self._busy = False
         self._queued: list[tuple[Any, bool]] = []
+        run.hold()
 
     def resume(self, value: Any = None, throw: bool = False) -> None:
         """Continue the engine with ``value`` (thrown into it with ``throw``)."""
@@ -121,6 +122,7 @@ class Stepper:
             self._finished()
 
     def _finished(self) -> None:
+        self.run.release()
         end = self._end
         if end is not None:
             self._end = None

@@ -351,6 +351,7 @@ def drive_sync(run: TaskRun, invoke: Invoker | None = None) -> TaskRun:
         invoke = _invoke_sync
     gen = engine(run)
     token = _context.current_run.set(run)
+    run.hold()
     value: Any = None
     thrown: Exception | None = None
     try:
@@ -383,6 +384,7 @@ def drive_sync(run: TaskRun, invoke: Invoker | None = None) -> TaskRun:
         raise
     finally:
         _context.current_run.reset(token)
+        run.release()
 
 
 def call_sync(fn: Any, *args: Any) -> Any:
@@ -469,6 +471,7 @@ async def drive_async(run: TaskRun) -> TaskRun:
     """Drive ``run`` to the end on the running event loop (asyncio or trio)."""
     gen = engine(run)
     token = _context.current_run.set(run)
+    run.hold()
     value: Any = None
     thrown: Exception | None = None
     try:
@@ -509,6 +512,7 @@ async def drive_async(run: TaskRun) -> TaskRun:
         raise
     finally:
         _context.current_run.reset(token)
+        run.release()
 
 
 async def _invoke_async(
@@ -568,6 +572,16 @@ async def run_spawned(run: TaskRun) -> None:
                 except trio.Cancelled:
                     group_cancelled = not scope.cancel_called
                     raise
+    except BaseException as exc:
+        if _is_cancellation(exc):
+            raise
+        # An interrupt (SystemExit, KeyboardInterrupt) in a body: the run is Crashed already.
+        # On the shared runtime loop it must not travel further: it would stop that loop for
+        # every flow. Elsewhere it reaches the flow's host, as in Prefect.
+        from ._bridge import on_runtime_thread
+
+        if not on_runtime_thread():
+            raise
     finally:
         supervisor = run.supervisor
         if supervisor is not None:

@@ -49,6 +49,9 @@ def new_run_int() -> int:
     return _prefix | next(_counter)
 
 
+#: ``_final`` value meaning "the last entry of the history" (its State is built on demand).
+_LAST = object()
+
 # One lock guards registration of done-callbacks against completion, for every run.
 _done_lock = threading.Lock()
 
@@ -92,9 +95,11 @@ class Actor:
     def __init__(self, parent: Actor | None) -> None:
         self._int_id = new_run_int()
         self.parent = parent
-        self._history: list[tuple[StateKind, int, str | None, Any]] = []
+        # Flat: kind, timestamp_ns, message, data for each state, oldest first. No tuple per
+        # transition outlives the call, which keeps long-lived objects (and GC work) down.
+        self._history: list[Any] = []
         self._kind: StateKind | None = None
-        self._final: State[Any] | tuple[StateKind, int, str | None, Any] | None = None
+        self._final: State[Any] | object | None = None  # _LAST: the last history entry
         # While its driver still has work after the final state (hooks), completion is held:
         # waiters are released, and the supervisor told, only when the driver is done.
         self._hold = False
@@ -127,16 +132,15 @@ class Actor:
         if kind.code not in (INITIAL_CODES if old is None else old.next_codes):
             check_transition(self.label(), old, kind)
         ts = time.time_ns()
-        record = (kind, ts, message, data)
-        self._history.append(record)
+        self._history.extend((kind, ts, message, data))
         self._kind = kind
         if self._observers:
             self._emit(old, kind.at(ts, message, data))
         if kind.final:
             if self._hold:
-                self._held = record
+                self._held = _LAST
             else:
-                self._complete(record)
+                self._complete(_LAST)
 
     def _emit(self, old: StateKind | None, state: State[Any]) -> None:
         parent = self.parent
@@ -162,15 +166,17 @@ class Actor:
     @property
     def state(self) -> State[Any]:
         final = self._final
-        if final is not None:
-            if type(final) is tuple:
-                # Built on first use: most runs' final state is never looked at as a value.
-                final = self._final = final[0].at(final[1], final[2], final[3])
+        if final is not None and final is not _LAST:
             return final  # type: ignore[return-value]
-        if not self._history:
+        history = self._history
+        if not history:
             raise RuntimeError(f"{self.label()} has no state yet")
-        kind, ts, message, data = self._history[-1]
-        return kind.at(ts, message, data)
+        kind, ts, message, data = history[-4:]
+        state: State[Any] = kind.at(ts, message, data)
+        if final is _LAST:
+            # Built on first use: most runs' final state is never looked at as a value.
+            self._final = state
+        return state
 
     @property
     def state_kind(self) -> StateKind | None:
@@ -178,20 +184,21 @@ class Actor:
 
     def history(self) -> list[State[Any]]:
         """Every state this run has been in, oldest first."""
-        return [kind.at(ts, message, data) for kind, ts, message, data in self._history]
+        h = self._history
+        return [h[i].at(h[i + 1], h[i + 2], h[i + 3]) for i in range(0, len(h), 4)]
 
     def completed_value(self) -> tuple[bool, Any]:
         """``(True, result)`` if the run completed, else ``(False, None)``; builds no State."""
         kind = self._kind
         if kind is not None and kind.type is StateType.COMPLETED and self._final is not None:
-            return True, self._history[-1][3]
+            return True, self._history[-1]
         return False, None
 
     def done(self) -> bool:
         return self._final is not None
 
     # -- completion -----------------------------------------------------------------------------
-    def _complete(self, state: State[Any] | tuple[StateKind, int, str | None, Any]) -> None:
+    def _complete(self, state: State[Any] | object) -> None:
         with _done_lock:
             self._final = state
             callbacks, self._callbacks = self._callbacks, None
@@ -281,7 +288,7 @@ class Actor:
     def statistics(self) -> ActorStatistics:
         return ActorStatistics(
             state=self._kind.name if self._kind else "None",
-            transitions=len(self._history),
+            transitions=len(self._history) // 4,
             mailbox=len(self._mailbox or ()),
             waiters=len(self._callbacks or ()),
         )

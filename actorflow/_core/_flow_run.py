@@ -247,7 +247,7 @@ class FlowRun(Actor):
             upstream_run.add_done_callback(one_done)
 
     def child_done(self, run: TaskRun) -> None:
-        failed = not run.state.is_completed()
+        failed = not run.completed_value()[0]
         with self._lock:
             self._children.discard(run)
             if failed:

@@ -58,9 +58,13 @@ class TaskFuture(Generic[R]):
         A failed run re-raises its exception (returned instead with ``raise_on_failure=False``);
         a run still unfinished at the timeout raises :class:`TimeoutError`.
         """
-        if not self._run.wait_sync(timeout):
-            raise TimeoutError(f"Task run {self._run.id} did not complete within {timeout} seconds")
-        return self._run.state.result(raise_on_failure=raise_on_failure)  # type: ignore[no-any-return]
+        run = self._run
+        if not run.done() and not run.wait_sync(timeout):
+            raise TimeoutError(f"Task run {run.id} did not complete within {timeout} seconds")
+        completed, value = run.completed_value()
+        if completed:
+            return value  # type: ignore[no-any-return]
+        return run.state.result(raise_on_failure=raise_on_failure)  # type: ignore[no-any-return]
 
     def add_done_callback(self, fn: Callable[[TaskFuture[R]], object]) -> None:
         """Call ``fn(future)`` once the run is done, on the thread that finishes it."""
@@ -80,8 +84,13 @@ class TaskFuture(Generic[R]):
         return run.cancel_will_take_effect()
 
     def __await__(self) -> Generator[Any, None, R]:
-        yield from self._run.wait_async().__await__()
-        return self._run.state.result()  # type: ignore[no-any-return]
+        run = self._run
+        if not run.done():
+            yield from run.wait_async().__await__()
+        completed, value = run.completed_value()
+        if completed:
+            return value  # type: ignore[no-any-return]
+        return run.state.result()  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"TaskFuture({self._run.name!r}, state={self._run.state_kind_name()})"

@@ -10,6 +10,7 @@ trio). There is one engine, not a sync and an async twin.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import threading
 from collections.abc import Callable, Generator
@@ -540,6 +541,10 @@ async def _invoke_async(
             _context.print_target.reset(printer)
 
 
+def _threadsafe(loop: Any, fn: Callable[[], Any]) -> Callable[[], None]:
+    return functools.partial(loop.call_soon, fn)
+
+
 async def run_spawned(run: TaskRun) -> None:
     """The body of a submitted async run's own task: wires its mailbox to cancellation."""
     loop = run.loop
@@ -549,7 +554,7 @@ async def run_spawned(run: TaskRun) -> None:
         if loop.backend == "asyncio":
             me = asyncio.current_task()
             assert me is not None
-            run._wake = lambda: loop.call_soon(me.cancel)
+            run._wake = _threadsafe(loop, me.cancel)
             if run.pending_cancel() is not None:
                 me.cancel()  # cancelled before it started: never wait for its upstream runs
             try:
@@ -564,7 +569,7 @@ async def run_spawned(run: TaskRun) -> None:
             import trio
 
             with trio.CancelScope() as scope:
-                run._wake = lambda: loop.call_soon(scope.cancel)
+                run._wake = _threadsafe(loop, scope.cancel)
                 if run.pending_cancel() is not None:
                     scope.cancel()
                 try:
@@ -583,6 +588,7 @@ async def run_spawned(run: TaskRun) -> None:
         if not on_runtime_thread():
             raise
     finally:
+        run._wake = None  # let the finished task go
         supervisor = run.supervisor
         if supervisor is not None:
             supervisor.async_slot_free(group_cancelled)

@@ -6,9 +6,7 @@ import functools
 import inspect
 import random
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any, Generic, TypeVar, overload
-
-from typing_extensions import ParamSpec
+from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from ._core import (
     FlowRun,

@@ -8,9 +8,7 @@ import functools
 import inspect
 import types
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any, Generic, TypeVar, overload
-
-from typing_extensions import ParamSpec
+from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from ._cache import build_cache
 from ._core import (

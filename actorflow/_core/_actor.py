@@ -14,10 +14,9 @@ import os
 import random
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -26,6 +25,9 @@ from ._exceptions import BlockingWaitOnEventLoop
 from ._records import TransitionEvent, observers
 from ._spawn import Loop, current_loop
 from ._states import INITIAL_CODES, State, StateKind, StateType, check_transition
+
+if TYPE_CHECKING:
+    import uuid
 
 logger = logging.getLogger("actorflow")
 
@@ -116,6 +118,8 @@ class Actor:
     # -- identity -------------------------------------------------------------------------------
     @property
     def id(self) -> uuid.UUID:
+        import uuid  # here, not at import time: uuid imports platform, which is slow to load
+
         return uuid.UUID(int=self._int_id)
 
     @property

@@ -100,6 +100,10 @@ print_target: ContextVar[RunLoggerAdapter | None] = ContextVar(
 _print_installed = False
 
 
+def print_redirect_installed() -> bool:
+    return _print_installed
+
+
 def install_print_redirect() -> None:
     """Route ``print`` to the run logger inside runs with ``log_prints`` (installed once).
 

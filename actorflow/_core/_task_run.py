@@ -208,7 +208,7 @@ def engine(run: TaskRun) -> Generator[tuple[Any, ...], Any, None]:
             run.settle(run.state)
             return
 
-    request = run.pending_cancel()
+    request = run.pending_cancel() if run._mailbox else None
     if request is not None:
         run.transition(CANCELLED, request.reason, CancelledRun(request.reason))
         return
@@ -417,6 +417,8 @@ def _invoke_sync(
 
 
 def _wants_print_scope(run: TaskRun) -> bool:
+    if not _context.print_redirect_installed():
+        return False  # no run ever asked for log_prints: print goes where it always goes
     setting = run.task.log_prints
     if setting is None and run.flow is not None:
         setting = run.flow.log_prints

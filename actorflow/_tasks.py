@@ -10,7 +10,6 @@ import types
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from ._cache import build_cache
 from ._core import (
     NOT_SET,
     ParameterBindError,
@@ -138,6 +137,9 @@ class Task(Generic[P, R]):
         self._task_key: str | None = None
         self._instance: Any = None  # set on copies bound to an instance (tasks as methods)
         check_reserved("task", self.signature)
+        # Imported here: a script that defines no task never loads the caching machinery.
+        from ._cache import build_cache
+
         self.cache = build_cache(self)
 
     # -- introspection --------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Exceptions raised by actorflow."""
 
-from ._cache._hashing import CacheKeyError as CacheKeyError
-from ._cache._hashing import UnhashableInput as UnhashableInput
+from typing import TYPE_CHECKING, Any
+
 from ._core import ActorflowException as ActorflowException
 from ._core import BlockingWaitOnEventLoop as BlockingWaitOnEventLoop
 from ._core import CancelledRun as CancelledRun
@@ -19,6 +19,10 @@ from ._core import TaskRunTimeoutError as TaskRunTimeoutError
 from ._core import UnfinishedRun as UnfinishedRun
 from ._core import UpstreamTaskError as UpstreamTaskError
 from ._core import fixup_module_metadata as _fixup_module_metadata
+
+if TYPE_CHECKING:
+    from ._cache._hashing import CacheKeyError as CacheKeyError
+    from ._cache._hashing import UnhashableInput as UnhashableInput
 
 __all__ = (
     "ActorflowException",
@@ -42,3 +46,15 @@ __all__ = (
 )
 
 _fixup_module_metadata(__name__, globals())
+
+
+def __getattr__(name: str) -> Any:
+    # The cache's errors load with the caching machinery, on first use.
+    if name in ("CacheKeyError", "UnhashableInput"):
+        from ._cache import _hashing
+
+        value = getattr(_hashing, name)
+        globals()[name] = value
+        _fixup_module_metadata(__name__, {"__all__": (name,), name: value})
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -274,7 +274,7 @@ def _flatten(policies: Iterable[CachePolicy]) -> tuple[CachePolicy, ...]:
 
 @final
 @attrs.frozen
-class CompoundCachePolicy(CachePolicy):
+class CompoundCachePolicy(_Builtin):
     """Several policies at once: the key changes when any part's key changes.
 
     Parts whose key is ``None`` are left out; when every part is ``None`` there is no key.
@@ -287,16 +287,6 @@ class CompoundCachePolicy(CachePolicy):
     @property
     def needs_flow_parameters(self) -> bool:  # type: ignore[override]
         return any(policy.needs_flow_parameters for policy in self.policies)
-
-    def compute_key(
-        self,
-        task_ctx: KeyContext,
-        inputs: dict[str, Any],
-        flow_parameters: dict[str, Any],
-        **kwargs: Any,
-    ) -> str | None:
-        text = self.key_text(task_ctx, inputs, flow_parameters)
-        return None if text is None else digest_text(text)
 
     def key_text(
         self, task_ctx: KeyContext, inputs: dict[str, Any], flow_parameters: dict[str, Any]

@@ -11,10 +11,9 @@ import threading
 from collections.abc import Callable, Generator
 from typing import Any
 
-from . import _context, _pool
+from . import _context
 from ._actor import logger
 from ._bridge import call_later
-from ._clock import current_clock
 from ._exceptions import (
     FlowDeadlineInterrupt,
     FlowRunTimeoutError,
@@ -40,7 +39,16 @@ from ._states import (
     StateKind,
     StateType,
 )
-from ._task_run import CALL, OK, SLEEP, TIMEOUT, UPSTREAM, TaskRun, call_sync
+from ._task_run import (
+    CALL,
+    OK,
+    SLEEP,
+    TIMEOUT,
+    UPSTREAM,
+    TaskRun,
+    common_effect_async,
+    common_effect_sync,
+)
 
 BODY = 4  # (BODY, args, kwargs) -> (OK|ERR|TIMEOUT, value)
 
@@ -195,20 +203,8 @@ def drive_flow_sync(fr: FlowRun) -> FlowRun:
             code = op[0]
             if code == BODY:
                 value = _body_sync(fr, op[1], op[2])
-            elif code == CALL:
-                try:
-                    value = call_sync(op[1], *op[2])
-                except Exception as exc:
-                    thrown = exc  # the engine decides what a failing callable means
-                    continue
-            elif code == UPSTREAM:
-                for run in op[1]:
-                    run.wait_sync()
-                value = None
             else:
-                with _pool.blocking_region():
-                    current_clock().sleep_sync(op[1])
-                value = None
+                value, thrown = common_effect_sync(op)
     except BaseException as exc:
         gen.close()
         fr.interrupted(exc)
@@ -287,23 +283,8 @@ async def drive_flow_async(fr: FlowRun) -> FlowRun:
             code = op[0]
             if code == BODY:
                 value = await _body_async(fr, op[1], op[2])
-            elif code == CALL:
-                try:
-                    import inspect
-
-                    value = op[1](*op[2])
-                    if inspect.isawaitable(value):
-                        value = await value
-                except Exception as exc:
-                    thrown = exc  # the engine decides what a failing callable means
-                    continue
-            elif code == UPSTREAM:
-                for run in op[1]:
-                    await run.wait_async()
-                value = None
             else:
-                await current_clock().sleep(op[1])
-                value = None
+                value, thrown = await common_effect_async(op)
     except BaseException as exc:
         gen.close()
         fr.interrupted(exc)

@@ -365,20 +365,8 @@ def drive_sync(run: TaskRun, invoke: Invoker | None = None) -> TaskRun:
             code = op[0]
             if code == INVOKE:
                 value = invoke(run, op[1], op[2], op[3])
-            elif code == CALL:
-                try:
-                    value = call_sync(op[1], *op[2])
-                except Exception as exc:
-                    thrown = exc  # the engine decides what a failing callable means
-                    continue
-            elif code == UPSTREAM:
-                for upstream in op[1]:
-                    upstream.wait_sync()
-                value = None
-            else:  # SLEEP
-                with _pool.blocking_region():
-                    current_clock().sleep_sync(op[1])
-                value = None
+            else:
+                value, thrown = common_effect_sync(op)
     except BaseException as exc:
         gen.close()
         run.interrupted(exc)
@@ -386,6 +374,46 @@ def drive_sync(run: TaskRun, invoke: Invoker | None = None) -> TaskRun:
     finally:
         _context.current_run.reset(token)
         run.release()
+
+
+def common_effect_sync(op: tuple[Any, ...]) -> tuple[Any, Exception | None]:
+    """Carry out CALL, UPSTREAM or SLEEP on this thread, for any engine.
+
+    Returns ``(value, None)``, or ``(None, exc)`` when a called function raised: the engine
+    decides what a failing callable means, so the exception is thrown back into it.
+    """
+    code = op[0]
+    if code == CALL:
+        try:
+            return call_sync(op[1], *op[2]), None
+        except Exception as exc:
+            return None, exc
+    if code == UPSTREAM:
+        for upstream in op[1]:
+            upstream.wait_sync()
+        return None, None
+    with _pool.blocking_region():  # SLEEP
+        current_clock().sleep_sync(op[1])
+    return None, None
+
+
+async def common_effect_async(op: tuple[Any, ...]) -> tuple[Any, Exception | None]:
+    """Carry out CALL, UPSTREAM or SLEEP on the running event loop, for any engine."""
+    code = op[0]
+    if code == CALL:
+        try:
+            value = op[1](*op[2])
+            if inspect.isawaitable(value):
+                value = await value
+            return value, None
+        except Exception as exc:
+            return None, exc
+    if code == UPSTREAM:
+        for upstream in op[1]:
+            await upstream.wait_async()
+        return None, None
+    await current_clock().sleep(op[1])  # SLEEP
+    return None, None
 
 
 def call_sync(fn: Any, *args: Any) -> Any:
@@ -494,21 +522,8 @@ async def drive_async(run: TaskRun) -> TaskRun:
                         value = (ERR, exc)
                 else:
                     value = await _invoke_async(run, op[1], op[2], op[3])
-            elif code == CALL:
-                try:
-                    value = op[1](*op[2])
-                    if inspect.isawaitable(value):
-                        value = await value
-                except Exception as exc:
-                    thrown = exc  # the engine decides what a failing callable means
-                    continue
-            elif code == UPSTREAM:
-                for upstream in op[1]:
-                    await upstream.wait_async()
-                value = None
-            else:  # SLEEP
-                await current_clock().sleep(op[1])
-                value = None
+            else:
+                value, thrown = await common_effect_async(op)
     except BaseException as exc:
         gen.close()
         run.interrupted(exc)

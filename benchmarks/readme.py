@@ -92,8 +92,8 @@ def render(
         "to choose workloads, implementations and sizes, `--profile` for a cProfile of "
         "actorflow's side. The Prefect columns need Prefect installed next to actorflow in one "
         "virtualenv (`pip install prefect -e .`); it is not one of actorflow's dependencies. "
-        "Where two commands are shown, the second merged in the first's results with "
-        "`--merge` (for example Prefect's, measured in a virtualenv that holds it). "
+        "Where several commands are shown, the last one merged the earlier ones' results "
+        "(`--merge`; Prefect's come from a virtualenv that holds it). "
         "Figures for machines are written to `benchmarks/results/results.json`.",
         "",
     ]

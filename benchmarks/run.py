@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -11,7 +12,8 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,11 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         help="add the measurements of an earlier results.json (e.g. from a virtualenv with "
         "Prefect); this run's own win where both measured",
+    )
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="measure nothing: write the tables, plot and README from --merge files",
     )
     p.add_argument("--list", action="store_true", help="list workloads and implementations")
     return p
@@ -164,11 +171,20 @@ def measure_all(
     budget: float,
     memory: bool,
     log: Any = None,
+    journal: Path | None = None,
 ) -> list[Measurement]:
     """Every selected (workload, implementation, N); larger N are skipped once the estimate of
-    one run exceeds the budget."""
+    one run exceeds the budget.
+
+    Each measurement is appended to ``journal`` (JSON lines) as soon as it is taken, so that a
+    run that is stopped keeps what it measured (``--merge`` reads the file back). A single
+    measurement that hangs for ``HANG_FACTOR`` budgets ends the process with exit status 3.
+    """
     from benchmarks._memory import rss_peak_bytes
 
+    if journal is not None:
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        journal.write_text("")
     out: list[Measurement] = []
     for name in workloads:
         workload = WORKLOADS[name]
@@ -181,16 +197,17 @@ def measure_all(
                 if stop is not None:
                     m = Measurement(name, case.impl, n, "skipped", stop)
                 else:
-                    m = run_workload(
-                        name,
-                        n,
-                        case.impl,
-                        repeat=repeat,
-                        memory=memory and n <= TRACEMALLOC_MAX_N,
-                        budget=budget,
-                    )
-                    if m.ok and memory and n > TRACEMALLOC_MAX_N and case.mode != "process":
-                        m = _with_rss(m, rss_peak_bytes)
+                    with _watchdog(f"{name} / {case.impl} / N={n:,}", HANG_FACTOR * budget, log):
+                        m = run_workload(
+                            name,
+                            n,
+                            case.impl,
+                            repeat=repeat,
+                            memory=memory and n <= TRACEMALLOC_MAX_N,
+                            budget=budget,
+                        )
+                        if m.ok and memory and n > TRACEMALLOC_MAX_N and case.mode != "process":
+                            m = _with_rss(m, rss_peak_bytes)
                     if not m.ok:
                         stop = (
                             f"{m.status} at a smaller N" if m.status != "unavailable" else m.reason
@@ -204,11 +221,35 @@ def measure_all(
                                 f"over the {limit:g} s budget"
                             )
                 out.append(m)
+                if journal is not None:
+                    with journal.open("a") as f:
+                        f.write(json.dumps(m.to_dict()) + "\n")
                 if log is not None:
                     print(report.summary_line(m), file=log, flush=True)
                 if m.status == "unavailable":
                     break  # one line says it; no point repeating it for every N
     return out
+
+
+HANG_FACTOR = 20  # budgets one measurement may take before it counts as hung
+
+
+@contextlib.contextmanager
+def _watchdog(what: str, seconds: float, log: Any) -> Iterator[None]:
+    """End the process if the body runs for more than ``seconds`` (a deadlocked run cannot be
+    interrupted from inside); the journal keeps what was measured before it."""
+
+    def fire() -> None:
+        print(f"{what}: no result after {seconds:g} s, giving up (hung?)", file=log or sys.stderr)
+        os._exit(3)
+
+    timer = threading.Timer(max(seconds, 600.0), fire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def _with_rss(m: Measurement, rss: Any) -> Measurement:
@@ -239,19 +280,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"unknown workload(s) {unknown}; choose from {', '.join(WORKLOADS)}", file=sys.stderr)
         return 2
     meta = _meta(argv)
+    ms: list[Measurement] = []
     try:
         with frozen_heap():
-            ms = measure_all(
-                names,
-                args.impl,
-                sizes,
-                full=mode == "full",
-                sizes_chosen=bool(args.sizes),
-                repeat=repeat,
-                budget=budget,
-                memory=not args.no_memory,
-                log=sys.stderr,
-            )
+            if not args.report_only:
+                ms = measure_all(
+                    names,
+                    args.impl,
+                    sizes,
+                    full=mode == "full",
+                    sizes_chosen=bool(args.sizes),
+                    repeat=repeat,
+                    budget=budget,
+                    memory=not args.no_memory,
+                    log=sys.stderr,
+                    journal=args.out / "measurements.jsonl",
+                )
             if args.profile:
                 _profile(names, args.impl, sizes, args.out)
     finally:
@@ -259,10 +303,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta["load_end"] = _load()
     commands = []
     for path in args.merge:
-        earlier = json.loads(path.read_text())
+        earlier = _load_results(path)
         ms = merge(ms, [Measurement.from_dict(d) for d in earlier["measurements"]])
         meta.setdefault("merged", []).append({"file": str(path), **earlier["meta"]})
-        commands.append(_command(earlier["meta"]["argv"]))
+        if earlier["meta"].get("argv") is not None:
+            commands.append(_command(earlier["meta"]["argv"]))
     commands.append(_command(argv))
     targets = report.targets(ms)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -289,6 +334,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         _write_readme(args.readme, ms, meta, png, commands)
     print(f"\nresults: {args.out / 'results.json'}" + (f", plot: {png}" if png else ""))
     return 0
+
+
+def _load_results(path: Path) -> dict[str, Any]:
+    """A results.json, or the measurements.jsonl journal of a run that did not finish."""
+    text = path.read_text()
+    if path.suffix == ".jsonl":
+        lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+        return {"meta": {"argv": None, "date": "an unfinished run"}, "measurements": lines}
+    return json.loads(text)  # type: ignore[no-any-return]
 
 
 def merge(ours: Sequence[Measurement], earlier: Sequence[Measurement]) -> list[Measurement]:

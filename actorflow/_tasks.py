@@ -265,14 +265,17 @@ class Task(Generic[P, R]):
         """
         wait_for = kwargs.pop("wait_for", None) if "wait_for" in kwargs else None
         return_state = kwargs.pop("return_state", False) if "return_state" in kwargs else False
-        flow = current_flow_run()
+        parent = current_run.get()
+        flow: Any = parent
+        while flow is not None and not flow.is_flow:
+            flow = flow.parent
         if flow is None:
             raise RuntimeError(
                 "Unable to determine task runner to use for submission. If you are submitting "
                 "a task outside of a flow, please use `.delay` to submit the task run for "
                 "deferred execution."
             )
-        run = TaskRun(self, args, kwargs, current_run.get(), flow, wait_for)
+        run = TaskRun(self, args, kwargs, parent, flow, wait_for)
         flow.submit(run, off_loop=return_state and self._blocks_own_loop(flow))
         future: TaskFuture[R] = TaskFuture(run)
         if return_state:

@@ -134,9 +134,7 @@ class TaskCache:
     # -- the key --------------------------------------------------------------------------------
     def key_for(self, run: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Slot | None:
         flow_run = run.flow
-        if self.persist is None and (
-            flow_run is None or not _flow_option(flow_run, "persist_result")
-        ):
+        if self.persist is None and (flow_run is None or not flow_run.persist_result):
             return None
         task = run.task
         if task is self.task:

@@ -47,10 +47,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_ids)
 
 
-def new_run_int() -> int:
-    return _prefix | next(_counter)
-
-
 #: ``_final`` value meaning "the last entry of the history" (its State is built on demand).
 _LAST = object()
 
@@ -94,13 +90,11 @@ class Actor:
     )
     is_flow = False
 
-    def __init__(self, parent: Actor | None) -> None:
-        self._int_id = new_run_int()
+    def __init__(self, parent: Actor | None, initial: StateKind | None = None) -> None:
+        """Subclasses set their own attributes first: the ``initial`` state is recorded (and
+        observed) last, when the run can already name itself."""
+        self._int_id = _prefix | next(_counter)
         self.parent = parent
-        # Flat: kind, timestamp_ns, message, data for each state, oldest first. No tuple per
-        # transition outlives the call, which keeps long-lived objects (and GC work) down.
-        self._history: list[Any] = []
-        self._kind: StateKind | None = None
         self._final: State[Any] | object | None = None  # _LAST: the last history entry
         # While its driver still has work after the final state (hooks), completion is held:
         # waiters are released, and the supervisor told, only when the driver is done.
@@ -108,12 +102,26 @@ class Actor:
         self._held: Any = None
         self._callbacks: list[Callable[[], None]] | None = None
         self._mailbox: deque[Any] | None = None
-        self._wake: Callable[[], None] | None = None
-        self._observers = observers.get()
+        #: What interrupts the driver of a running async body: its asyncio Task or trio
+        #: CancelScope (anything with ``cancel()``), called on :attr:`loop`.
+        self._wake: Any = None
         #: The event loop that drives this run when it runs async code, else None.
         self.loop: Loop | None = None
         #: The flow run supervising this run as a submitted child, told when it finishes.
         self.supervisor: Any = None
+        # Flat: kind, timestamp_ns, message, data for each state, oldest first. No tuple per
+        # transition outlives the call, which keeps long-lived objects (and GC work) down.
+        self._observers = observers.get()
+        self._kind: StateKind | None = initial
+        if initial is None:
+            self._history: list[Any] = []
+            return
+        if initial.code not in INITIAL_CODES:
+            check_transition(self.label(), None, initial)
+        ts = time.time_ns()
+        self._history = [initial, ts, None, None]
+        if self._observers:
+            self._emit(None, initial.at(ts))
 
     # -- identity -------------------------------------------------------------------------------
     @property
@@ -277,9 +285,9 @@ class Actor:
                 if self._mailbox is None:
                     self._mailbox = deque()
         self._mailbox.append(message)
-        wake = self._wake
-        if wake is not None:
-            wake()
+        wake, loop = self._wake, self.loop
+        if wake is not None and loop is not None:
+            loop.call_soon(wake.cancel)
 
     def pending_cancel(self) -> Cancel | None:
         mailbox = self._mailbox

@@ -188,7 +188,7 @@ class LoopGroup:
         finally:
             self._ready.set()
 
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
         group = self._group
         assert group is not None
         # The child inherits the submitter's context; if that was a trio task, its marker of
@@ -197,7 +197,7 @@ class LoopGroup:
         sniffio = sys.modules.get("sniffio")
         if sniffio is not None:
             context.run(sniffio.current_async_library_cvar.set, None)
-        self.loop.call_soon_threadsafe_in(context, group.spawn, coro)
+        self.loop.call_soon_threadsafe_in(context, group.spawn, fn, *args)
 
     def close(self) -> None:
         closing = self._closing

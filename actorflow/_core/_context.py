@@ -97,11 +97,8 @@ def get_run_logger() -> RunLoggerAdapter:
 print_target: ContextVar[RunLoggerAdapter | None] = ContextVar(
     "actorflow_print_target", default=None
 )
-_print_installed = False
-
-
-def print_redirect_installed() -> bool:
-    return _print_installed
+#: Whether ``print`` has been replaced; read as ``_context.print_redirected`` (it changes once).
+print_redirected = False
 
 
 def install_print_redirect() -> None:
@@ -110,9 +107,9 @@ def install_print_redirect() -> None:
     The replacement checks a context variable, so concurrent runs in other threads, and code
     outside runs, keep printing to their streams.
     """
-    global _print_installed
+    global print_redirected
     ensure_default_logging()
-    if _print_installed:
+    if print_redirected:
         return
     import builtins
 
@@ -133,7 +130,7 @@ def install_print_redirect() -> None:
 
     print.__wrapped__ = original  # type: ignore[attr-defined]
     builtins.print = print
-    _print_installed = True
+    print_redirected = True
 
 
 def _stdout() -> Any:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, final
+from typing import Any, final
 
 import attrs
 
@@ -38,14 +38,14 @@ from ._task_run import (
     TaskRun,
     crash_message,
     finish_cancelled,
-    run_spawned,
+    spawn_run,
 )
 
-if TYPE_CHECKING:
-    pass
-
-#: Async children running at once per flow run; the rest wait in a backlog.
-MAX_ASYNC_IN_FLIGHT = 10_000
+#: Async children running at once per flow run. Later submissions wait in a backlog, in order,
+#: as plain objects (no task, no coroutine) and start as running ones finish; children submitted
+#: by a running child are never held back. Besides bounding memory, the cap keeps the number of
+#: live objects per flow small, which keeps the garbage collector's full passes rare.
+MAX_ASYNC_IN_FLIGHT = 1_000
 
 
 @final
@@ -69,6 +69,7 @@ class FlowRun(Actor):
         "flow",
         "kwargs",
         "log_prints",
+        "persist_result",
         "run_count",
         "wait_for",
     )
@@ -82,7 +83,6 @@ class FlowRun(Actor):
         parent: Actor | None,
         wait_for: Any = None,
     ) -> None:
-        Actor.__init__(self, parent)
         self.flow = flow
         self.args = args
         self.kwargs = kwargs
@@ -93,6 +93,12 @@ class FlowRun(Actor):
             outer = _context.current_flow_run()
             log_prints = outer.log_prints if outer is not None else False
         self.log_prints: bool = log_prints
+        persist = flow.persist_result
+        if persist is None:
+            outer = _context.current_flow_run() if parent is not None else None
+            persist = outer.persist_result if outer is not None else None
+        #: The flow's ``persist_result``, or the innermost enclosing flow's that set one.
+        self.persist_result: bool | None = persist
         self.run_count = 0
         self._runner: TaskRunner | None = None
         self._group: Group | None = None
@@ -105,7 +111,7 @@ class FlowRun(Actor):
         self._stop_reason: str | None = None
         self._async_running = 0
         self._backlog: deque[TaskRun] = deque()
-        self.transition(PENDING)
+        Actor.__init__(self, parent, PENDING)
 
     @property
     def name(self) -> str:
@@ -136,20 +142,25 @@ class FlowRun(Actor):
         if self._stop_reason is not None:
             run.send(Cancel(self._stop_reason))
         run.supervisor = self
-        with self._lock:
-            self._children.add(run)
         try:
             if run.task.is_async:
-                group, loop = self._loop_group_side() if off_loop else self._async_side()
+                group, loop = self._group, self.loop
+                if off_loop or group is None or loop is None:
+                    group, loop = self._loop_group_side()
                 run.loop = loop
                 # A child submitted by a running child skips the cap: the parent may wait on it,
                 # and a backlog behind a full house of waiting parents would never drain.
-                nested = run.parent is not None and not run.parent.is_flow
-                if loop.on_loop_thread():
+                parent = run.parent
+                nested = parent is not None and not parent.is_flow
+                if threading.get_ident() == loop.thread_id:
                     self._start_async(run, group, nested)
                 else:
+                    with self._lock:
+                        self._children.add(run)
                     loop.call_soon_threadsafe(self._start_async, run, group, nested)
             else:
+                with self._lock:
+                    self._children.add(run)
                 self._submit_sync(run)
         except BaseException as exc:
             # A runner that cannot start or take the run: the run ends here, not never.
@@ -162,39 +173,51 @@ class FlowRun(Actor):
         # On the loop thread. Beyond MAX_ASYNC_IN_FLIGHT, runs wait in a backlog as plain
         # objects (no task, no coroutine frame), so a huge map costs memory per run, not per task.
         with self._lock:
+            self._children.add(run)
             if self._async_running >= MAX_ASYNC_IN_FLIGHT and not nested:
                 self._backlog.append(run)
                 return
             self._async_running += 1
         try:
-            group.spawn(run_spawned(run))
+            spawn_run(group, run)
         except RuntimeError:  # the group is shutting down
             with self._lock:
                 self._async_running -= 1
             finish_cancelled(run)
 
-    def async_slot_free(self, group_cancelled: bool) -> None:
-        """Called on the loop thread when a spawned async child's task ends.
+    def async_child_ended(self, run: TaskRun, group_cancelled: bool) -> None:
+        """Called on the loop thread when a spawned async child's task ends, its run finished
+        (and its waiters released): the bookkeeping of :meth:`child_done` and of the in-flight
+        cap, in one critical section.
 
         A child cancelled by its host means the whole group is being cancelled (that is the only
         way a child receives an outside cancellation): the backlog is cancelled, not started.
         """
+        failed = not run.completed_value()[0]
+        idle: list[Callable[[], None]] = []
         with self._lock:
-            self._async_running -= 1
+            self._children.discard(run)
+            if failed:
+                self._failed_children += 1
             following = self._backlog.popleft() if self._backlog and not group_cancelled else None
+            if following is None:
+                self._async_running -= 1
             drain = group_cancelled and bool(self._backlog)
-        if following is not None:
+            if not self._children and self._idle:
+                idle, self._idle = self._idle, []
+        for callback in idle:
+            callback()
+        if following is not None:  # it takes over the slot this run held
             group = self._group if following.loop is self.loop else self._loop_group
             assert group is not None
-            self._start_async(following, group)
+            try:
+                spawn_run(group, following)
+            except RuntimeError:  # the group is shutting down
+                with self._lock:
+                    self._async_running -= 1
+                finish_cancelled(following)
         elif drain:
             self.cancel_children(self._stop_reason or "its flow run was cancelled")
-
-    def _async_side(self) -> tuple[Group, Loop]:
-        group, loop = self._group, self.loop
-        if group is not None and loop is not None:
-            return group, loop
-        return self._loop_group_side()
 
     def _loop_group_side(self) -> tuple[Group, Loop]:
         # A sync flow's async children (and those an async flow must block on) live in a group

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, final
 
 import attrs
@@ -24,7 +24,8 @@ class Group(Protocol):
     the native group cancel every child on exit.
     """
 
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> Any: ...
+    def spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> Any:
+        """Start ``fn(*args)`` as a child task of the group."""
 
 
 class Event(Protocol):
@@ -110,8 +111,8 @@ class _AsyncioGroup:
     def __init__(self, tg: asyncio.TaskGroup) -> None:
         self._tg = tg
 
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        return self._tg.create_task(coro)
+    def spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> asyncio.Task[Any]:
+        return self._tg.create_task(fn(*args))
 
 
 @final
@@ -121,12 +122,8 @@ class _TrioGroup:
     def __init__(self, nursery: Any) -> None:
         self._nursery = nursery
 
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        self._nursery.start_soon(_await, coro)
-
-
-async def _await(coro: Awaitable[None]) -> None:
-    await coro
+    def spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+        self._nursery.start_soon(fn, *args)
 
 
 class open_group:

@@ -10,10 +10,10 @@ trio). There is one engine, not a sync and an async twin.
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
+import sys
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any, final
 
 from . import _context, _pool
@@ -48,6 +48,7 @@ from ._states import (
 
 if TYPE_CHECKING:
     from ._flow_run import FlowRun
+    from ._spawn import Group
 
 # The core sees a task through the attributes it reads (fn, is_async, retries, hooks, cache...);
 # the Task class itself lives above the core.
@@ -89,7 +90,6 @@ class TaskRun(Actor):
         flow: FlowRun | None,
         wait_for: Any = None,
     ) -> None:
-        Actor.__init__(self, parent)
         self.task = task
         self.args = args
         self.kwargs = kwargs
@@ -98,11 +98,11 @@ class TaskRun(Actor):
         self._name: str | None = None
         self.run_count = 0
         #: Ids of the runs whose futures this run received (its lineage).
-        self.upstream: list[Any] = []
+        self.upstream: Sequence[Any] = ()
         self._context_tags = _context.current_tags.get()
         if task.task_run_name is not None:
             self._name = task.run_name_for(self)  # errors surface at the call, as in Prefect
-        self.transition(PENDING)
+        Actor.__init__(self, parent, PENDING)
 
     @property
     def name(self) -> str:
@@ -445,7 +445,7 @@ def _invoke_sync(
 
 
 def _wants_print_scope(run: TaskRun) -> bool:
-    if not _context.print_redirect_installed():
+    if not _context.print_redirected:
         return False  # no run ever asked for log_prints: print goes where it always goes
     setting = run.task.log_prints
     if setting is None and run.flow is not None:
@@ -498,13 +498,21 @@ def _invoke_with_deadline(
 
 
 # -- the async interpreter ---------------------------------------------------------------------
-async def drive_async(run: TaskRun) -> TaskRun:
-    """Drive ``run`` to the end on the running event loop (asyncio or trio)."""
+async def drive_async(run: TaskRun, spawned: str | None = None) -> TaskRun:
+    """Drive ``run`` to the end on the running event loop (asyncio or trio).
+
+    ``spawned`` names the backend when ``run`` is a submitted child driven in a task of its own
+    (see :func:`spawn_run`): a Cancel in its mailbox then interrupts it wherever it waits, and
+    its supervisor is told when the task ends.
+    """
+    if spawned == "asyncio":
+        run._wake = asyncio.current_task()  # a Cancel message cancels this task
     gen = engine(run)
     token = _context.current_run.set(run)
     run.hold()
     value: Any = None
     thrown: Exception | None = None
+    group_cancelled = False
     try:
         while True:
             try:
@@ -512,9 +520,10 @@ async def drive_async(run: TaskRun) -> TaskRun:
             except StopIteration:
                 return run
             thrown = None
-            code = op[0]
-            if code == INVOKE:
-                if run.task.timeout_seconds is None and not _wants_print_scope(run):
+            if op[0] == INVOKE:
+                if run.task.timeout_seconds is None and not (
+                    _context.print_redirected and _wants_print_scope(run)
+                ):
                     # The common case, inline: no timeout scope, no print redirection.
                     try:
                         value = (OK, await op[1](*op[2], **op[3]))
@@ -527,10 +536,35 @@ async def drive_async(run: TaskRun) -> TaskRun:
     except BaseException as exc:
         gen.close()
         run.interrupted(exc)
-        raise
+        if spawned is None:
+            raise
+        if _is_cancellation(exc):
+            if spawned == "asyncio":
+                # Swallow only our own cancellation; a cancelled host must see it.
+                if run.pending_cancel() is not None and run._wake.uncancel() == 0:
+                    return run
+                group_cancelled = True
+            else:  # trio: the run's own scope (see _spawned_trio) swallows its cancellation
+                group_cancelled = not run._wake.cancel_called
+            raise
+        # An interrupt (SystemExit, KeyboardInterrupt) in a body: the run is Crashed already.
+        # On the shared runtime loop it must not travel further: it would stop that loop for
+        # every flow. Elsewhere it reaches the flow's host, as in Prefect.
+        from ._bridge import on_runtime_thread
+
+        if not on_runtime_thread():
+            raise
+        return run
     finally:
         _context.current_run.reset(token)
-        run.release()
+        if spawned is None:
+            run.release()
+        else:
+            run._wake = None  # let the finished task go
+            # The supervisor hears of the end of the run and of its task at once.
+            supervisor, run.supervisor = run.supervisor, None
+            run.release()
+            supervisor.async_child_ended(run, group_cancelled)
 
 
 async def _invoke_async(
@@ -558,57 +592,19 @@ async def _invoke_async(
             _context.print_target.reset(printer)
 
 
-def _threadsafe(loop: Any, fn: Callable[[], Any]) -> Callable[[], None]:
-    return functools.partial(loop.call_soon, fn)
+def spawn_run(group: Group, run: TaskRun) -> Any:
+    """Start submitted async ``run`` in ``group``, on the group's loop thread."""
+    assert run.loop is not None
+    if run.loop.backend == "asyncio":
+        return group.spawn(drive_async, run, "asyncio")
+    return group.spawn(_spawned_trio, run)
 
 
-async def run_spawned(run: TaskRun) -> None:
-    """The body of a submitted async run's own task: wires its mailbox to cancellation."""
-    loop = run.loop
-    assert loop is not None
-    group_cancelled = False
-    try:
-        if loop.backend == "asyncio":
-            me = asyncio.current_task()
-            assert me is not None
-            run._wake = _threadsafe(loop, me.cancel)
-            if run.pending_cancel() is not None:
-                me.cancel()  # cancelled before it started: never wait for its upstream runs
-            try:
-                await drive_async(run)
-            except asyncio.CancelledError:
-                # Swallow only our own cancellation; a cancelled host must see it.
-                if run.pending_cancel() is not None and me.uncancel() == 0:
-                    return
-                group_cancelled = True
-                raise
-        else:
-            import trio
-
-            with trio.CancelScope() as scope:
-                run._wake = _threadsafe(loop, scope.cancel)
-                if run.pending_cancel() is not None:
-                    scope.cancel()
-                try:
-                    await drive_async(run)
-                except trio.Cancelled:
-                    group_cancelled = not scope.cancel_called
-                    raise
-    except BaseException as exc:
-        if _is_cancellation(exc):
-            raise
-        # An interrupt (SystemExit, KeyboardInterrupt) in a body: the run is Crashed already.
-        # On the shared runtime loop it must not travel further: it would stop that loop for
-        # every flow. Elsewhere it reaches the flow's host, as in Prefect.
-        from ._bridge import on_runtime_thread
-
-        if not on_runtime_thread():
-            raise
-    finally:
-        run._wake = None  # let the finished task go
-        supervisor = run.supervisor
-        if supervisor is not None:
-            supervisor.async_slot_free(group_cancelled)
+async def _spawned_trio(run: TaskRun) -> None:
+    # A trio task cannot be cancelled by itself: the run gets a cancel scope of its own.
+    with sys.modules["trio"].CancelScope() as scope:
+        run._wake = scope
+        await drive_async(run, "trio")
 
 
 def finish_cancelled(run: TaskRun) -> None:

@@ -45,15 +45,19 @@ def render(
         "under `tracemalloc` (for 1,000,000 items: peak RSS growth in a fresh process), above "
         "the inputs.",
         "",
-        f"Measured on {meta.get('machine', 'this machine')}, {meta.get('date', '')}, "
-        f"actorflow at `{meta.get('commit') or '?'}`. "
-        f"Load average at the start: {meta.get('load_start', '?')}, at the end: "
-        f"{meta.get('load_end', '?')} (shared machines make small N noisy).",
+        f"Machine: {meta.get('machine', 'this machine')}; actorflow at "
+        f"`{meta.get('commit') or '?'}`; shared machines make small N noisy. "
+        + (
+            "Measured by the runs below."
+            if meta.get("report_only")
+            else f"Measured {meta.get('date', '')}, load average {meta.get('load_start', '?')} "
+            f"at the start and {meta.get('load_end', '?')} at the end."
+        ),
         "",
     ]
     for earlier in meta.get("merged", []):
         lines[-1:-1] = [
-            f"Merged with the run of {earlier.get('date', '?')} (`{earlier.get('file', '?')}`, "
+            f"Run of {earlier.get('date', '?')} (`{earlier.get('file', '?')}`, "
             f"load average {earlier.get('load_start', '?')} to {earlier.get('load_end', '?')}).",
         ]
     if plot_link:

@@ -102,7 +102,8 @@ def targets(ms: Sequence[Measurement]) -> list[dict[str, Any]]:
         m = max(mem, key=lambda m: m.n)
         assert m.timing is not None and m.timing.peak_bytes is not None
         per_item = m.timing.peak_bytes / m.n
-        note = f"{per_item:,.0f} B/item ({m.memory_method})"
+        method = "tracemalloc" if m.memory_method == "tracemalloc" else "peak RSS"
+        note = f"{per_item:,.0f} B/item ({method})"
         if m.n < 1_000_000:
             note += f" (measured at N={m.n:,} only)"
         out.append(_verdict(label, per_item <= MAP_MEMORY_LIMIT, m.n, note, ratio=per_item))

@@ -260,7 +260,7 @@ def _with_rss(m: Measurement, rss: Any) -> Measurement:
         peak = rss(m.workload, m.impl, m.n)
     except Exception as exc:  # memory is a bonus: keep the timing
         return attrs.evolve(m, reason=f"memory not measured: {exc}")
-    return attrs.evolve(m, timing=attrs.evolve(m.timing, peak_bytes=peak), memory_method="maxrss")
+    return attrs.evolve(m, timing=attrs.evolve(m.timing, peak_bytes=peak), memory_method="rss")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -280,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"unknown workload(s) {unknown}; choose from {', '.join(WORKLOADS)}", file=sys.stderr)
         return 2
     meta = _meta(argv)
+    meta["report_only"] = args.report_only
     ms: list[Measurement] = []
     try:
         with frozen_heap():

@@ -185,49 +185,53 @@ def measure_all(
     if journal is not None:
         journal.parent.mkdir(parents=True, exist_ok=True)
         journal.write_text("")
+    jobs = [
+        (name, case)
+        for name in workloads
+        for case in WORKLOADS[name].cases()
+        if _selected(case, impls)
+    ]
+    # Prefect's cases go last: its API server, once started, keeps running (and using the CPU)
+    # until the harness ends, and must not weigh on the other measurements.
+    jobs.sort(key=lambda job: job[1].is_prefect)
     out: list[Measurement] = []
-    for name in workloads:
+    for name, case in jobs:
         workload = WORKLOADS[name]
         ns = _sizes(workload, sizes, full, sizes_chosen)
-        for case in workload.cases():
-            if not _selected(case, impls):
-                continue
-            stop: str | None = None
-            for i, n in enumerate(ns):
-                if stop is not None:
-                    m = Measurement(name, case.impl, n, "skipped", stop)
-                else:
-                    with _watchdog(f"{name} / {case.impl} / N={n:,}", HANG_FACTOR * budget, log):
-                        m = run_workload(
-                            name,
-                            n,
-                            case.impl,
-                            repeat=repeat,
-                            memory=memory and n <= TRACEMALLOC_MAX_N,
-                            budget=budget,
-                        )
-                        if m.ok and memory and n > TRACEMALLOC_MAX_N and case.mode != "process":
-                            m = _with_rss(m, rss_peak_bytes)
-                    if not m.ok:
+        stop: str | None = None
+        for i, n in enumerate(ns):
+            if stop is not None:
+                m = Measurement(name, case.impl, n, "skipped", stop)
+            else:
+                with _watchdog(f"{name} / {case.impl} / N={n:,}", HANG_FACTOR * budget, log):
+                    m = run_workload(
+                        name,
+                        n,
+                        case.impl,
+                        repeat=repeat,
+                        memory=memory and n <= TRACEMALLOC_MAX_N,
+                        budget=budget,
+                    )
+                    if m.ok and memory and n > TRACEMALLOC_MAX_N and case.mode != "process":
+                        m = _with_rss(m, rss_peak_bytes)
+                if not m.ok:
+                    stop = f"{m.status} at a smaller N" if m.status != "unavailable" else m.reason
+                elif i + 1 < len(ns) and m.timing is not None:
+                    estimate = m.timing.median * ns[i + 1] / n
+                    limit = LARGE_BUDGET if ns[i + 1] >= LARGE_N else budget
+                    if estimate > limit:
                         stop = (
-                            f"{m.status} at a smaller N" if m.status != "unavailable" else m.reason
+                            f"one run at N={ns[i + 1]:,} would take about {estimate:,.0f} s, "
+                            f"over the {limit:g} s budget"
                         )
-                    elif i + 1 < len(ns) and m.timing is not None:
-                        estimate = m.timing.median * ns[i + 1] / n
-                        limit = LARGE_BUDGET if ns[i + 1] >= LARGE_N else budget
-                        if estimate > limit:
-                            stop = (
-                                f"one run at N={ns[i + 1]:,} would take about {estimate:,.0f} s, "
-                                f"over the {limit:g} s budget"
-                            )
-                out.append(m)
-                if journal is not None:
-                    with journal.open("a") as f:
-                        f.write(json.dumps(m.to_dict()) + "\n")
-                if log is not None:
-                    print(report.summary_line(m), file=log, flush=True)
-                if m.status == "unavailable":
-                    break  # one line says it; no point repeating it for every N
+            out.append(m)
+            if journal is not None:
+                with journal.open("a") as f:
+                    f.write(json.dumps(m.to_dict()) + "\n")
+            if log is not None:
+                print(report.summary_line(m), file=log, flush=True)
+            if m.status == "unavailable":
+                break  # one line says it; no point repeating it for every N
     return out
 
 

@@ -45,6 +45,10 @@ class Case:
     def is_actorflow(self) -> bool:
         return self.impl.startswith("actorflow")
 
+    @property
+    def is_prefect(self) -> bool:
+        return self.impl.startswith("prefect")
+
 
 @attrs.frozen
 class Workload:

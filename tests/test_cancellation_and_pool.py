@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from typing import Any
 
@@ -161,6 +163,88 @@ def test_flow_leaves_no_worker_thread_behind(no_leaked_threads: None) -> None:
         return work.map(range(50)).result()
 
     assert my_flow() == list(range(50))
+
+
+def test_flows_reuse_parked_worker_threads() -> None:
+    from actorflow._core._pool import thread_cache
+
+    @task
+    def where() -> int:
+        return threading.get_ident()
+
+    @flow
+    def sequential() -> set[int]:
+        return {where.submit().result() for _ in range(5)}
+
+    first = sequential()
+    threads_after_first = thread_cache().statistics().threads
+    second = sequential()
+    # One task at a time needs one thread, and the second flow finds it parked.
+    assert len(first) == 1 and second == first
+    assert thread_cache().statistics().threads == threads_after_first
+
+
+def test_parked_threads_exit_after_their_idle_timeout() -> None:
+    from actorflow._core._pool import ThreadCache
+
+    cache = ThreadCache(idle_timeout=0.05, name="actorflow-test-idle")
+    pool = WorkerPool(max_workers=4, name="actorflow-test-pool", threads=cache)
+    gate = threading.Barrier(5)
+    for _ in range(4):
+        pool.submit(gate.wait, 5)
+    gate.wait(5)
+    pool.shutdown()
+    assert pool.statistics().threads == 0
+    exited = threading.Event()
+
+    def poll() -> None:
+        while cache.statistics().threads:
+            threading.Event().wait(0.01)
+        exited.set()
+
+    threading.Thread(target=poll, daemon=True).start()
+    assert exited.wait(5), cache.statistics()
+
+
+def test_shutdown_waits_for_queued_and_running_work() -> None:
+    pool = WorkerPool(max_workers=1, name="actorflow-test-shutdown")
+    started = threading.Event()
+    release = threading.Event()
+    done: list[int] = []
+
+    def slow() -> None:
+        started.set()
+        assert release.wait(5)
+        done.append(1)
+
+    pool.submit(slow)
+    pool.submit(done.append, 2)
+    assert started.wait(5)
+    threading.Timer(0.05, release.set).start()
+    pool.shutdown()  # returns only once both items ran
+    assert done == [1, 2]
+    with pytest.raises(RuntimeError, match="shut down"):
+        pool.submit(done.append, 3)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_starts_its_own_worker_threads() -> None:
+    @task
+    def double(x: int) -> int:
+        return 2 * x
+
+    @flow
+    def doubled() -> list[int]:
+        return double.map(range(8)).result()
+
+    assert doubled() == [2 * x for x in range(8)]  # the parent has parked threads now
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's parked threads do not exist here
+        signal.alarm(20)  # a hand-off to a thread that is not there would hang
+        code = 0 if doubled() == [2 * x for x in range(8)] else 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_nested_submits_under_pool_of_one_finish() -> None:

@@ -1,16 +1,23 @@
-"""A bounded worker-thread pool whose blocked workers give their slot away.
+"""Bounded worker pools whose blocked workers give their slot away, on threads shared by all.
 
 A task body that submits children and waits on them would deadlock a plain bounded pool once every
 worker is waiting. Here a worker that blocks on a run (``future.result()``, ``wait()``) *secedes*:
 it hands its slot to queued work for as long as it waits and takes it back afterwards. The number
-of threads stays bounded by ``max_workers`` plus the workers blocked at that moment, and the number
-of bodies running at once by ``max_workers``.
+of threads a pool uses stays bounded by ``max_workers`` plus its workers blocked at that moment,
+and the number of bodies running at once by ``max_workers``.
+
+Each flow run has a pool of its own (its limits, its queue), but threads are not started and
+joined per pool: a pool borrows threads from one process-wide :class:`ThreadCache` while it has
+queued work, and a thread goes back to the cache when its pool's queue is empty. A cached thread
+that stays idle for ``idle_timeout`` seconds exits, so an idle process holds no threads.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -19,52 +26,150 @@ from typing import Any, final
 import attrs
 
 _local = threading.local()
+logger = logging.getLogger("actorflow")
 
 
 @attrs.frozen
 class PoolStatistics:
     max_workers: int
+    #: Threads working for the pool now (running a body, seceded, or taking the next item).
     threads: int
     running: int
     seceded: int
-    idle: int
     queued: int
+
+
+@attrs.frozen
+class ThreadCacheStatistics:
+    threads: int
+    idle: int
+
+
+@final
+class _Parked:
+    """An idle thread of the cache, waiting to be handed a work loop."""
+
+    __slots__ = ("gate", "loop")
+
+    def __init__(self) -> None:
+        self.gate = threading.Lock()
+        self.gate.acquire()  # released by the hand-off
+        self.loop: Callable[[], None] | None = None
+
+
+@final
+class ThreadCache:
+    """Threads shared by every :class:`WorkerPool` of the process.
+
+    :meth:`run` hands a pool's work loop to an idle thread, or starts one. When the loop returns,
+    the thread parks; after ``idle_timeout`` seconds parked, it exits.
+    """
+
+    def __init__(self, idle_timeout: float = 2.0, name: str = "actorflow-idle") -> None:
+        self.idle_timeout = idle_timeout
+        self._name = name
+        self._counter = 0
+        self._forget_threads()
+
+    def _forget_threads(self) -> None:
+        # Also the state of a forked child, where none of the parent's threads exist.
+        self._lock = threading.Lock()
+        self._parked: list[_Parked] = []
+        self._threads = 0
+
+    def statistics(self) -> ThreadCacheStatistics:
+        with self._lock:
+            return ThreadCacheStatistics(self._threads, len(self._parked))
+
+    def run(self, loop: Callable[[], None]) -> None:
+        """Run ``loop()`` on a cached thread (the most recently parked one), or a new thread."""
+        with self._lock:
+            if self._parked:
+                parked = self._parked.pop()
+                parked.loop = loop
+                parked.gate.release()
+                return
+            self._threads += 1
+            self._counter += 1
+            name = f"{self._name}-{self._counter}"
+        thread = threading.Thread(target=self._main, args=(loop,), name=name, daemon=True)
+        try:
+            thread.start()
+        except BaseException:
+            with self._lock:
+                self._threads -= 1
+            raise
+
+    def _main(self, loop: Callable[[], None]) -> None:
+        parked = _Parked()
+        me = threading.current_thread()
+        idle_name = me.name
+        while True:
+            try:
+                loop()
+            except BaseException:  # a work loop handles its items' errors; this is a bug
+                logger.exception("a worker thread's loop raised")
+            me.name = idle_name
+            with self._lock:
+                parked.loop = None
+                self._parked.append(parked)
+            if not parked.gate.acquire(timeout=self.idle_timeout):
+                with self._lock:
+                    if parked in self._parked:  # nobody came: exit
+                        self._parked.remove(parked)
+                        self._threads -= 1
+                        return
+                parked.gate.acquire()  # taken just as the wait ended: the hand-off is coming
+            assert parked.loop is not None
+            loop = parked.loop
+
+
+_cache = ThreadCache()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_cache._forget_threads)
+
+
+def thread_cache() -> ThreadCache:
+    """The process-wide cache of worker threads."""
+    return _cache
 
 
 @final
 class WorkerPool:
     """Runs ``fn(*args)`` work items on at most ``max_workers`` busy threads.
 
-    Threads start on demand and exit after ``idle_timeout`` seconds without work, so an idle pool
-    holds no threads. :meth:`shutdown` waits for the threads to finish.
+    The threads come from ``threads`` (the process-wide :class:`ThreadCache` by default) while
+    there is work queued, and go back to it when there is none. :meth:`shutdown` waits for the
+    queued and running work to finish.
     """
 
-    def __init__(self, max_workers: int, name: str = "actorflow", idle_timeout: float = 2.0):
+    def __init__(
+        self,
+        max_workers: int,
+        name: str = "actorflow",
+        idle_timeout: float | None = None,
+        threads: ThreadCache | None = None,
+    ) -> None:
         if max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, got {max_workers}")
         self.max_workers = max_workers
         self._name = name
-        self._idle_timeout = idle_timeout
+        if threads is None:
+            threads = _cache if idle_timeout is None else ThreadCache(idle_timeout, name)
+        self._threads = threads
         self._cond = threading.Condition(threading.Lock())
         self._queue: deque[tuple[contextvars.Context, Callable[..., Any], tuple[Any, ...]]] = (
             deque()
         )
-        self._threads: set[threading.Thread] = set()
-        self._running = 0  # threads holding a slot
+        self._workers = 0  # threads in this pool's work loop
+        self._running = 0  # of those, the ones holding a slot
         self._seceded = 0
-        self._idle = 0
         self._closed = False
-        self._counter = 0
 
     def statistics(self) -> PoolStatistics:
         with self._cond:
             return PoolStatistics(
-                self.max_workers,
-                len(self._threads),
-                self._running,
-                self._seceded,
-                self._idle,
-                len(self._queue),
+                self.max_workers, self._workers, self._running, self._seceded, len(self._queue)
             )
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -77,49 +182,46 @@ class WorkerPool:
             self._wake()
 
     def _wake(self) -> None:
-        # Called with the lock held: make sure someone will pick up queued work if a slot is free.
+        # Called with the lock held: make sure a thread will take queued work if a slot is free.
+        # Workers take items until the queue is empty, so one more thread is needed only while
+        # fewer than ``max_workers`` are at work (seceded ones do not count).
         if self._running >= self.max_workers or not self._queue:
             return
-        if self._idle:
-            # A woken worker that leaves more work queued wakes the next one in turn.
-            self._cond.notify()
-            return
-        if len(self._threads) - self._seceded < self.max_workers:
-            self._counter += 1
-            thread = threading.Thread(
-                target=self._work, name=f"{self._name}-{self._counter}", daemon=True
-            )
-            self._threads.add(thread)
-            thread.start()
+        if self._workers - self._seceded < min(self.max_workers, len(self._queue) + self._running):
+            self._workers += 1
+            try:
+                self._threads.run(self._work)
+            except BaseException:
+                self._workers -= 1
+                raise
 
     def _work(self) -> None:
         _local.pool = self
-        me = threading.current_thread()
+        threading.current_thread().name = self._name  # while it works for this pool
         cond = self._cond
-        while True:
-            with cond:
-                while not self._queue or self._running >= self.max_workers:
-                    if self._closed and not self._queue:
-                        self._threads.discard(me)
-                        cond.notify_all()
-                        return
-                    self._idle += 1
-                    woke = cond.wait(self._idle_timeout)
-                    self._idle -= 1
-                    if not woke and not self._queue:
-                        # Idle exit: no one needs waking (waking the others would restart
-                        # their idle timers, and shutdown joins threads instead).
-                        self._threads.discard(me)
-                        return
-                ctx, fn, args = self._queue.popleft()
-                self._running += 1
-                if self._queue:
-                    self._wake()
-            try:
-                ctx.run(fn, *args)
-            finally:
+        try:
+            while True:
                 with cond:
-                    self._running -= 1
+                    if not self._queue or self._running >= self.max_workers:
+                        # Nothing this thread may take now: back to the cache. Whoever frees a
+                        # slot or queues work finds a thread then.
+                        self._workers -= 1
+                        if self._closed and not self._workers:
+                            cond.notify_all()
+                        return
+                    ctx, fn, args = self._queue.popleft()
+                    self._running += 1
+                    if self._queue:
+                        self._wake()
+                try:
+                    ctx.run(fn, *args)
+                except BaseException:  # work items are wrapped; this is a bug
+                    logger.exception("a work item of pool %r raised", self._name)
+                finally:
+                    with cond:
+                        self._running -= 1
+        finally:
+            _local.pool = None
 
     def secede(self) -> None:
         """Give up this worker's slot while it blocks; queued work may start in its place."""
@@ -135,16 +237,19 @@ class WorkerPool:
             self._running += 1
 
     def shutdown(self, wait: bool = True) -> None:
-        """Refuse new work; with ``wait``, run what is queued and join every thread."""
+        """Refuse new work; with ``wait``, wait until the queued and running work is done.
+
+        Called from one of the pool's own workers, it waits for the others only.
+        """
         with self._cond:
             self._closed = True
-            self._cond.notify_all()
-            threads = list(self._threads)
-        if wait:
-            me = threading.current_thread()
-            for thread in threads:
-                if thread is not me:
-                    thread.join()
+            if not wait:
+                return
+            own = 1 if getattr(_local, "pool", None) is self else 0
+            while self._workers > own or (own == 0 and self._queue):
+                if not self._workers:
+                    self._wake()
+                self._cond.wait()
 
 
 def current_pool() -> WorkerPool | None:

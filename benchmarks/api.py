@@ -331,7 +331,8 @@ def _run_case(
     if case.max_repeat is not None:
         repeat = min(repeat, case.max_repeat)
     fn = case.make(n)
-    warmup = case.make(min(n, 10)) if case.mode != "process" else None
+    # A process case warms up with one untimed start (it fills the bytecode cache).
+    warmup = case.make(min(n, 10)) if case.mode != "process" else fn
     memory = memory and case.mode != "process"
     raw = measure(fn, case.mode, repeat=repeat, warmup=warmup, memory=memory, budget=budget)
     if check:

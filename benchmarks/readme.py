@@ -20,7 +20,9 @@ _BASELINES = """\
   `submit(..., pure=False)` then `gather`.
 - `plain`, `plain/asyncio`: the same function called (or awaited) N times in a loop, no runtime
   at all; `cached` uses `functools.cache`.
-- `python`: a fresh `python -c "import asyncio"`.
+- `python`: a fresh `python -c "import asyncio"`. Every `startup` process runs with bytecode
+  caching on (into a scratch `PYTHONPYCACHEPREFIX`), after one untimed start, as an installed
+  package would: pip compiles the modules it installs, which an editable checkout does not.
 - `prefect`, `prefect/asyncio`: the very same flow source as actorflow's with the import changed
   (Prefect 3, ephemeral API, results in a temporary `PREFECT_HOME`)."""
 

@@ -287,10 +287,26 @@ assert one() == 1
 """
 
 
+@functools.cache
+def _process_env() -> dict[str, str]:
+    # Bytecode caching on, as for an installed package (pip compiles its modules; an editable
+    # checkout, or PYTHONDONTWRITEBYTECODE, would make every start compile actorflow from
+    # source). The bytecode goes to a scratch directory, not into the source tree.
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = os.path.join(_scratch().name, "pycache")
+    return env
+
+
 def _process(code: str) -> Callable[[int], Callable[[], None]]:
     def make(n: int) -> Callable[[], None]:
         def run() -> None:
-            subprocess.run([sys.executable, "-c", code], check=True, stdin=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, "-c", code],
+                check=True,
+                stdin=subprocess.DEVNULL,
+                env=_process_env(),
+            )
 
         return run
 

@@ -247,6 +247,84 @@ def test_a_forked_child_starts_its_own_worker_threads() -> None:
     assert os.waitstatus_to_exitcode(status) == 0
 
 
+def test_shutdown_from_one_of_the_pools_own_workers_waits_for_the_others() -> None:
+    pool = WorkerPool(max_workers=2, name="actorflow-test-self-shutdown")
+    other_started = threading.Event()
+    release_other = threading.Event()
+    finished: list[str] = []
+    shut = threading.Event()
+
+    def other() -> None:
+        other_started.set()
+        assert release_other.wait(5)
+        finished.append("other")
+
+    def shutter() -> None:
+        assert other_started.wait(5)
+        threading.Timer(0.05, release_other.set).start()
+        pool.shutdown()  # from a worker of this pool: waits for the other worker only
+        finished.append("shutdown")
+        shut.set()
+
+    pool.submit(other)
+    pool.submit(shutter)
+    assert shut.wait(10), pool.statistics()
+    assert finished == ["other", "shutdown"]
+
+
+def test_a_thread_that_cannot_start_loses_no_work() -> None:
+    from actorflow._core._pool import ThreadCache
+
+    class Exhausted(ThreadCache):
+        """One thread can be started, and no more."""
+
+        asked = 0
+
+        def run(self, loop: Any) -> None:
+            self.asked += 1
+            if self.asked > 1:
+                raise RuntimeError("can't start new thread")
+            super().run(loop)
+
+    pool = WorkerPool(max_workers=4, name="actorflow-test-exhausted", threads=Exhausted(0.5))
+    ran: list[str] = []
+    gate = threading.Event()
+    started = threading.Event()
+
+    def first() -> None:
+        started.set()
+        assert gate.wait(5)
+        ran.append("first")
+
+    pool.submit(first)
+    assert started.wait(5)
+    for name in "abc":  # queued behind "first"; more threads are asked for, in vain
+        pool.submit(ran.append, name)
+    gate.set()
+    pool.shutdown()
+    assert ran == ["first", "a", "b", "c"]  # all on the one thread there is
+    assert pool.statistics().threads == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_forgets_the_threads_of_every_cache() -> None:
+    from actorflow._core._pool import ThreadCache
+
+    pool = WorkerPool(max_workers=2, name="actorflow-test-fork", threads=ThreadCache(30))
+    done = threading.Event()
+    pool.submit(done.set)
+    assert done.wait(5)  # the cache now has a parked thread, in this process only
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(20)
+        ran = threading.Event()
+        pool.submit(ran.set)
+        os._exit(0 if ran.wait(10) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    pool.shutdown()
+
+
 def test_nested_submits_under_pool_of_one_finish() -> None:
     @task
     def leaf(x: int) -> int:

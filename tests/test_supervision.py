@@ -282,3 +282,165 @@ def test_sync_subflow_inside_async_task_of_sync_flow() -> None:
         return calls_inner.submit().result()
 
     assert outer() == 2
+
+
+# -- the in-flight cap, cancellation and hooks ---------------------------------------------------
+@pytest.mark.anyio
+@pytest.mark.timeout(30)
+async def test_backlog_run_freed_by_a_runtime_loop_child_starts_on_its_own_loop(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actorflow._core import _flow_run
+
+    monkeypatch.setattr(_flow_run, "MAX_ASYNC_IN_FLIGHT", 1)
+
+    @task
+    async def child() -> int:
+        return 1
+
+    @task
+    async def parent() -> str:
+        # Blocks this (the flow's) loop on a child that runs on the runtime loop; that child's
+        # end frees a slot, from the runtime loop's thread, for a run of the flow's loop.
+        return child.submit(return_state=True).name
+
+    @task
+    async def backlogged() -> str:
+        return "ran"
+
+    @flow
+    async def capped() -> tuple[str, str]:
+        first = parent.submit()
+        second = backlogged.submit()  # waits in the backlog: the cap is full
+        return await first, await second
+
+    assert await capped() == ("Completed", "ran")
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(30)
+async def test_return_state_submit_with_a_full_cap_does_not_deadlock(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actorflow._core import _flow_run
+
+    monkeypatch.setattr(_flow_run, "MAX_ASYNC_IN_FLIGHT", 2)
+    release = anyio.Event()
+
+    @task
+    async def held() -> int:
+        await release.wait()
+        return 1
+
+    @task
+    async def quick() -> int:
+        return 42
+
+    @flow
+    async def blocked() -> tuple[str, list[int]]:
+        futures = [held.submit() for _ in range(2)]  # the cap is full, on this very loop
+        name = quick.submit(return_state=True).name  # blocks this loop until quick is done
+        release.set()
+        return name, [await f for f in futures]
+
+    assert await blocked() == ("Completed", [1, 1])
+
+
+@pytest.mark.anyio
+async def test_two_cancels_of_one_run_cancel_that_run_only(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actorflow._core import _flow_run
+
+    monkeypatch.setattr(_flow_run, "MAX_ASYNC_IN_FLIGHT", 2)
+    release = anyio.Event()
+    started = anyio.Event()
+
+    @task
+    async def work(i: int) -> int:
+        started.set()
+        await release.wait()
+        return i
+
+    @flow
+    async def cancelled_twice() -> tuple[list[str], str]:
+        futures = [work.submit(i) for i in range(4)]  # two run, two wait in the backlog
+        await started.wait()
+        assert futures[0].cancel() and futures[0].cancel()
+        release.set()
+        for future in futures:
+            await future.wait_async()
+        later = work.submit(9)
+        await later.wait_async()
+        return [f.state.name for f in futures], later.state.name
+
+    states, later = await cancelled_twice()
+    assert states == ["Cancelled", "Completed", "Completed", "Completed"]
+    assert later == "Completed"
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(30)
+async def test_cancel_during_an_async_completion_hook_leaves_the_run_completed(
+    anyio_backend: str,
+) -> None:
+    in_hook = anyio.Event()
+    leave_hook = anyio.Event()
+
+    async def hook(task_: Any, run: Any, state: Any) -> None:
+        in_hook.set()
+        await leave_hook.wait()
+
+    @task(on_completion=[hook])
+    async def hooked() -> int:
+        return 1
+
+    @task
+    async def sibling() -> int:
+        await leave_hook.wait()
+        return 2
+
+    @flow
+    async def cancel_in_hook() -> tuple[bool, str, str]:
+        a, b = hooked.submit(), sibling.submit()
+        await in_hook.wait()
+        cancelled = a.cancel()
+        leave_hook.set()
+        await a.wait_async()
+        await b.wait_async()
+        return cancelled, a.state.name, b.state.name
+
+    assert await cancel_in_hook() == (False, "Completed", "Completed")
+
+
+class _Abort(BaseException):
+    """Not an Exception: it goes through the flow's task group, which cancels every child."""
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(30)
+async def test_children_cancelled_before_their_first_step_end_cancelled(
+    anyio_backend: str,
+) -> None:
+    seen: list[Any] = []
+
+    @task
+    async def never() -> int:
+        return 1
+
+    @flow
+    async def aborted() -> None:
+        seen.extend(never.submit() for _ in range(3))
+        raise _Abort  # no await in between: the children's tasks have not taken a step
+
+    with pytest.raises(BaseException) as raised:  # as is, or in a group, by backend
+        await aborted()
+    error = raised.value
+    assert isinstance(error, _Abort) or (
+        isinstance(error, BaseExceptionGroup) and error.subgroup(_Abort) is not None
+    )
+    # Never left Pending. On asyncio the group cancels a task before its first step (its
+    # coroutine never runs); trio starts it, and a body without a checkpoint completes.
+    assert all(f.state.is_final() for f in seen)
+    if anyio_backend == "asyncio":
+        assert [f.state.name for f in seen] == ["Cancelled"] * 3

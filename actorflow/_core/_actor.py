@@ -279,14 +279,19 @@ class Actor:
 
     # -- mailbox --------------------------------------------------------------------------------
     def send(self, message: Any) -> None:
-        """Post ``message`` to the run's mailbox and wake its driver."""
-        if self._mailbox is None:
-            with _done_lock:
-                if self._mailbox is None:
-                    self._mailbox = deque()
-        self._mailbox.append(message)
+        """Post ``message`` to the run's mailbox and wake its driver.
+
+        Only the first Cancel wakes it: one interruption is all a run needs, and a second
+        ``Task.cancel()`` would look, to the run's task, like a cancellation by its host.
+        """
+        with _done_lock:
+            mailbox = self._mailbox
+            if mailbox is None:
+                mailbox = self._mailbox = deque()
+            first = isinstance(message, Cancel) and not any(isinstance(m, Cancel) for m in mailbox)
+            mailbox.append(message)
         wake, loop = self._wake, self.loop
-        if wake is not None and loop is not None:
+        if first and wake is not None and loop is not None:
             loop.call_soon(wake.cancel)
 
     def pending_cancel(self) -> Cancel | None:

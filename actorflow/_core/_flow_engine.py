@@ -326,10 +326,12 @@ async def _body_async(
                 await fr.join_async()
         if scope.cancelled_caught:
             fr.cancel_children(f"Flow run exceeded timeout of {timeout} second(s)")
+            fr.reap_unstarted()
             with anyio.CancelScope(shield=True):
                 await fr.join_async()
     except BaseException:
         fr.cancel_children("its flow run was cancelled")
+        fr.reap_unstarted()
         with anyio.CancelScope(shield=True):
             await fr.join_async()
         raise

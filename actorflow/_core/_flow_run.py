@@ -26,7 +26,7 @@ from ._exceptions import (
     CancelledRun,
     CrashedRun,
 )
-from ._resolve import collect
+from ._resolve import collect, has_futures
 from ._runner import TaskRunner, ThreadPoolTaskRunner
 from ._spawn import Group, Loop, current_loop
 from ._states import (
@@ -150,8 +150,10 @@ class FlowRun(Actor):
                 run.loop = loop
                 # A child submitted by a running child skips the cap: the parent may wait on it,
                 # and a backlog behind a full house of waiting parents would never drain.
+                # Nor does one that the flow's loop thread is about to block on (off_loop): the
+                # runs it would wait behind may live on that very loop.
                 parent = run.parent
-                nested = parent is not None and not parent.is_flow
+                nested = off_loop or (parent is not None and not parent.is_flow)
                 if threading.get_ident() == loop.thread_id:
                     self._start_async(run, group, nested)
                 else:
@@ -208,16 +210,36 @@ class FlowRun(Actor):
         for callback in idle:
             callback()
         if following is not None:  # it takes over the slot this run held
-            group = self._group if following.loop is self.loop else self._loop_group
-            assert group is not None
-            try:
-                spawn_run(group, following)
-            except RuntimeError:  # the group is shutting down
-                with self._lock:
-                    self._async_running -= 1
-                finish_cancelled(following)
+            loop = following.loop
+            assert loop is not None
+            if threading.get_ident() == loop.thread_id:
+                self._spawn_in_slot(following)
+            else:  # it lives on the other loop (the flow's own, or the runtime's)
+                loop.call_soon_threadsafe(self._spawn_in_slot, following)
         elif drain:
             self.cancel_children(self._stop_reason or "its flow run was cancelled")
+
+    def _spawn_in_slot(self, run: TaskRun) -> None:
+        # On ``run``'s loop thread: start a backlog run in a slot already counted for it.
+        group = self._group if run.loop is self.loop else self._loop_group
+        try:
+            if group is None:
+                raise RuntimeError("the flow run's task group is closed")
+            spawn_run(group, run)
+        except Exception:  # the group is shutting down
+            with self._lock:
+                self._async_running -= 1
+            finish_cancelled(run)
+
+    def reap_unstarted(self) -> None:
+        """After the flow's own task group has exited: end the children whose task the group
+        cancelled before its first step (asyncio never runs such a coroutine at all)."""
+        loop = self.loop
+        with self._lock:
+            stranded = [r for r in self._children if r.loop is loop and not r.done()]
+            self._async_running -= len(stranded)
+        for run in stranded:
+            finish_cancelled(run)
 
     def _loop_group_side(self) -> tuple[Group, Loop]:
         # A sync flow's async children (and those an async flow must block on) live in a group
@@ -241,6 +263,9 @@ class FlowRun(Actor):
 
     def _submit_sync(self, run: TaskRun) -> None:
         runner = self._runner_for_submit()
+        if run.wait_for is None and not has_futures(run.args, run.kwargs):
+            runner.submit(run)
+            return
         upstream: list[tuple[TaskRun, bool]] = []
         if run.wait_for is not None:
             collect(run.wait_for, upstream)
@@ -339,7 +364,8 @@ class FlowRun(Actor):
             )
 
     def interrupted(self, exc: BaseException) -> None:
-        if self.done():
+        kind = self._kind
+        if self.done() or (kind is not None and kind.final):
             return
         from ._task_run import _is_cancellation
 

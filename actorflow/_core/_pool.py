@@ -19,6 +19,7 @@ import contextvars
 import logging
 import os
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, final
@@ -27,6 +28,9 @@ import attrs
 
 _local = threading.local()
 logger = logging.getLogger("actorflow")
+# In a forked child none of the parent's threads exist: every cache and pool starts afresh.
+_caches: weakref.WeakSet[ThreadCache] = weakref.WeakSet()
+_pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 
 
 @attrs.frozen
@@ -70,6 +74,7 @@ class ThreadCache:
         self._name = name
         self._counter = 0
         self._forget_threads()
+        _caches.add(self)
 
     def _forget_threads(self) -> None:
         # Also the state of a forked child, where none of the parent's threads exist.
@@ -125,8 +130,17 @@ class ThreadCache:
 
 
 _cache = ThreadCache()
+
+
+def _forget_threads_after_fork() -> None:
+    for cache in list(_caches):
+        cache._forget_threads()
+    for pool in list(_pools):
+        pool._forget_threads()
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_cache._forget_threads)
+    os.register_at_fork(after_in_child=_forget_threads_after_fork)
 
 
 def thread_cache() -> ThreadCache:
@@ -157,6 +171,13 @@ class WorkerPool:
         if threads is None:
             threads = _cache if idle_timeout is None else ThreadCache(idle_timeout, name)
         self._threads = threads
+        self._closed = False
+        self._forget_threads()
+        _pools.add(self)
+
+    def _forget_threads(self) -> None:
+        # Also the state of a forked child: the parent's workers, and its queued work, are not
+        # this process's.
         self._cond = threading.Condition(threading.Lock())
         self._queue: deque[tuple[contextvars.Context, Callable[..., Any], tuple[Any, ...]]] = (
             deque()
@@ -164,7 +185,6 @@ class WorkerPool:
         self._workers = 0  # threads in this pool's work loop
         self._running = 0  # of those, the ones holding a slot
         self._seceded = 0
-        self._closed = False
 
     def statistics(self) -> PoolStatistics:
         with self._cond:
@@ -173,27 +193,38 @@ class WorkerPool:
             )
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Queue ``fn(*args)``; it runs in a copy of the caller's context."""
+        """Queue ``fn(*args)``; it runs in a copy of the caller's context.
+
+        Raises if no thread can be found for it (a thread that cannot be started) while the
+        pool has none at work; the item is not kept then.
+        """
         ctx = contextvars.copy_context()
+        item = (ctx, fn, args)
         with self._cond:
             if self._closed:
                 raise RuntimeError(f"the worker pool {self._name!r} is shut down")
-            self._queue.append((ctx, fn, args))
-            self._wake()
+            self._queue.append(item)
+            error = self._wake()
+            if error is not None and not self._workers:
+                self._queue.remove(item)
+                raise error
 
-    def _wake(self) -> None:
+    def _wake(self) -> BaseException | None:
         # Called with the lock held: make sure a thread will take queued work if a slot is free.
         # Workers take items until the queue is empty, so one more thread is needed only while
-        # fewer than ``max_workers`` are at work (seceded ones do not count).
+        # fewer than ``max_workers`` are at work (seceded ones do not count). A thread that
+        # cannot be started is returned, not raised: the workers already at work take the queue.
         if self._running >= self.max_workers or not self._queue:
-            return
+            return None
         if self._workers - self._seceded < min(self.max_workers, len(self._queue) + self._running):
             self._workers += 1
             try:
                 self._threads.run(self._work)
-            except BaseException:
+            except Exception as exc:
                 self._workers -= 1
-                raise
+                logger.warning("pool %r could not start a thread: %s", self._name, exc)
+                return exc
+        return None
 
     def _work(self) -> None:
         _local.pool = self
@@ -206,7 +237,7 @@ class WorkerPool:
                         # Nothing this thread may take now: back to the cache. Whoever frees a
                         # slot or queues work finds a thread then.
                         self._workers -= 1
-                        if self._closed and not self._workers:
+                        if self._closed:  # shutdown() may be waiting, from a worker too
                             cond.notify_all()
                         return
                     ctx, fn, args = self._queue.popleft()
@@ -247,8 +278,14 @@ class WorkerPool:
                 return
             own = 1 if getattr(_local, "pool", None) is self else 0
             while self._workers > own or (own == 0 and self._queue):
-                if not self._workers:
-                    self._wake()
+                if not self._workers and self._wake() is not None and not self._workers:
+                    logger.error(
+                        "pool %r: no thread can be started; %d queued item(s) dropped",
+                        self._name,
+                        len(self._queue),
+                    )
+                    self._queue.clear()
+                    break
                 self._cond.wait()
 
 

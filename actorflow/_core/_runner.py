@@ -15,6 +15,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ._pool import WorkerPool
+from ._task_run import drive_sync, finish_cancelled
 
 if TYPE_CHECKING:
     from ._task_run import TaskRun
@@ -57,8 +58,6 @@ def _default_workers() -> int:
 
 def drive_queued(run: TaskRun) -> None:
     """The work item for one queued sync run, as a pool thread executes it."""
-    from ._task_run import drive_sync, finish_cancelled
-
     if run.pending_cancel() is not None:
         finish_cancelled(run)
         return

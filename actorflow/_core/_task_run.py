@@ -132,16 +132,16 @@ class TaskRun(Actor):
     def cancel_will_take_effect(self) -> bool:
         """After a Cancel message: will the run end Cancelled?"""
         kind = self._kind
-        if self.done():
+        if self.done() or (kind is not None and kind.final):  # final, maybe running hooks
             return bool(kind and kind.type is StateType.CANCELLED)
         # Not started yet, or async (interruptible): yes. A sync body already running: no.
         return kind is PENDING or self.loop is not None
 
     def interrupted(self, exc: BaseException) -> None:
         """The driver was interrupted by ``exc`` (cancellation or a BaseException)."""
-        if self.done():
-            return
         kind = self._kind
+        if self.done() or (kind is not None and kind.final):
+            return  # already final (its hooks were interrupted): the state stands
         if kind is not None and kind.type is StateType.CANCELLING:
             self.transition(CANCELLED, "Task run was cancelled", exc)
             return

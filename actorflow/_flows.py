@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import random
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
@@ -134,6 +133,8 @@ class Flow(Generic[P, R]):
 
     def run_name_for(self, run: FlowRun) -> str:
         if self.flow_run_name is None:
+            import random
+
             rng = random.Random(run._int_id)
             return f"{rng.choice(_ADJECTIVES)}-{rng.choice(_NOUNS)}"
         return format_run_name("flow", self.flow_run_name, lambda: self.bind(run.args, run.kwargs))

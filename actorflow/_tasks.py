@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import copy
-import datetime
 import functools
 import inspect
 import types
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from ._core import (
     NOT_SET,
@@ -37,6 +36,9 @@ from ._core import (
     source_key,
     unmapped,
 )
+
+if TYPE_CHECKING:
+    import datetime
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import random
 import threading
 import time
 from collections import deque
@@ -33,13 +32,13 @@ logger = logging.getLogger("actorflow")
 
 # Run ids: a random 64-bit prefix per process and a counter. Unique across processes without the
 # cost of uuid4 per run; formatted as a UUID only when asked for.
-_prefix = random.getrandbits(64) << 64
+_prefix = int.from_bytes(os.urandom(8)) << 64
 _counter = itertools.count(1)
 
 
 def _reset_ids() -> None:
     global _prefix, _counter
-    _prefix = random.getrandbits(64) << 64
+    _prefix = int.from_bytes(os.urandom(8)) << 64
     _counter = itertools.count(1)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -153,6 +152,8 @@ def source_key(fn: Callable[..., Any]) -> str:
         text = repr(code.co_code + repr(code.co_consts).encode()) if code else repr(fn)
     # The module is left out on purpose: a script run as ``__main__`` and the same file
     # imported by a worker under its own name must agree on the key.
+    import hashlib
+
     digest = hashlib.sha256(f"{getattr(fn, '__qualname__', '')}\n{text}".encode()).hexdigest()
     return f"{qualname}-{digest[:8]}"
 

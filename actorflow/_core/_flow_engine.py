@@ -6,7 +6,6 @@ thread, or in the caller's task on its event loop), wait, sleep and call hooks.
 
 from __future__ import annotations
 
-import ctypes
 import threading
 from collections.abc import Callable, Generator
 from typing import Any
@@ -215,6 +214,8 @@ def drive_flow_sync(fr: FlowRun) -> FlowRun:
 
 
 def _async_raise(thread_id: int, exc_type: type[BaseException]) -> None:
+    import ctypes  # here: only sync flows with a timeout need it
+
     ctypes.pythonapi.PyThreadState_SetAsyncExc(
         ctypes.c_ulong(thread_id), ctypes.py_object(exc_type)
     )

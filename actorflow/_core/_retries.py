@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Sequence
 
 RetryDelay = float | int | Sequence[float] | Callable[[int], Sequence[float]] | None
@@ -55,5 +54,7 @@ def delay_for(
         seconds = float(delay)
     if jitter:
         # Prefect's clamped jitter: at most seconds * (1 + jitter), never below zero.
+        import random
+
         seconds = max(0.0, random.uniform(seconds, seconds * (1 + jitter)))
     return seconds

@@ -7,9 +7,8 @@ the per-transition cost on the hot path is one tuple and one table lookup.
 
 from __future__ import annotations
 
-import datetime
 import enum
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
@@ -21,6 +20,9 @@ from ._exceptions import (
     PausedRun,
     UnfinishedRun,
 )
+
+if TYPE_CHECKING:
+    import datetime
 
 R = TypeVar("R")
 
@@ -165,6 +167,8 @@ class State(Generic[R]):
 
     @property
     def timestamp(self) -> datetime.datetime:
+        import datetime
+
         return datetime.datetime.fromtimestamp(self.timestamp_ns / 1e9, tz=datetime.UTC)
 
     @property

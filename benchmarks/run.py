@@ -314,6 +314,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if earlier["meta"].get("argv") is not None:
             commands.append(_command(earlier["meta"]["argv"]))
     commands.append(_command(argv))
+    if args.report_only and meta.get("merged"):
+        # Nothing was measured here: the code measured is that of the merged runs.
+        commits = {earlier.get("commit") for earlier in meta["merged"]}
+        meta["commit"] = ", ".join(sorted(c for c in commits if c)) or None
     targets = report.targets(ms)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(

@@ -9,7 +9,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from actorflow import RunRecorder, flow, task
+from actorflow import RunRecorder, allow_failure, flow, task
 from actorflow.exceptions import ParameterBindError
 from actorflow.states import Cancelled, Completed, Failed, State, StateType
 
@@ -254,6 +254,27 @@ def test_subflow_wait_for_failed_upstream_is_not_ready() -> None:
         return {"child": child(wait_for=[failed], return_state=True)}
 
     assert parent()["child"].name == "NotReady"
+
+
+def test_subflow_wait_for_allows_an_upstream_run_that_did_not_complete() -> None:
+    @task
+    def held() -> int:
+        return 1
+
+    @flow
+    def child() -> int:
+        return 1
+
+    @flow
+    def parent() -> tuple[str, str, str]:
+        failed = fails.submit()
+        queued = held.submit(wait_for=[failed])  # NotReady: not Completed, not Failed
+        queued.wait()
+        allowed = child(wait_for=[allow_failure(failed), allow_failure(queued)], return_state=True)
+        return failed.state.name, queued.state.name, allowed.name
+
+    # As for task runs, allow_failure lets a subflow run whatever the upstream run's end.
+    assert parent() == ("Failed", "NotReady", "Completed")
 
 
 @pytest.mark.anyio

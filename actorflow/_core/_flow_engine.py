@@ -17,11 +17,10 @@ from ._exceptions import (
     FlowDeadlineInterrupt,
     FlowRunTimeoutError,
     ParameterBindError,
-    UpstreamTaskError,
 )
 from ._flow_run import FlowRun
 from ._futures import TaskFuture, TaskFutureList
-from ._resolve import NotReadyError, collect, has_futures, substitute
+from ._resolve import has_futures
 from ._retries import delay_for
 from ._spawn import current_loop, open_group
 from ._states import (
@@ -29,7 +28,6 @@ from ._states import (
     CANCELLED,
     COMPLETED,
     FAILED,
-    NOT_READY,
     PAUSED,
     RETRYING,
     RUNNING,
@@ -47,6 +45,7 @@ from ._task_run import (
     TaskRun,
     common_effect_async,
     common_effect_sync,
+    resolve_inputs,
 )
 
 BODY = 4  # (BODY, args, kwargs) -> (OK|ERR|TIMEOUT, value)
@@ -68,25 +67,10 @@ def flow_engine(fr: FlowRun) -> Generator[tuple[Any, ...], Any, None]:
 
     # Futures among the parameters and in wait_for are resolved first, as for task runs.
     if fr.wait_for is not None or has_futures(args, kwargs):
-        inputs: list[tuple[TaskRun, bool]] = []
-        collect(args, inputs)
-        collect(kwargs, inputs)
-        ordering: list[tuple[TaskRun, bool]] = []
-        if fr.wait_for is not None:
-            collect(fr.wait_for, ordering)
-        if inputs or ordering:
-            yield (UPSTREAM, [r for r, _ in inputs + ordering])
-        try:
-            for r, allowed in ordering:
-                if not r.state.is_completed() and not (allowed and r.state.is_failed()):
-                    raise NotReadyError(r)
-            args = substitute(args)
-            kwargs = substitute(kwargs)
-        except NotReadyError as exc:
-            reason = f"Upstream task run '{exc.upstream.id}' did not reach a 'COMPLETED' state."
-            fr.transition(NOT_READY, reason, UpstreamTaskError(reason))
-            fr.settle(fr.state)
+        resolved = yield from resolve_inputs(fr, args, kwargs, fr.wait_for)
+        if resolved is None:
             return
+        args, kwargs = resolved
 
     while True:
         fr.run_count += 1

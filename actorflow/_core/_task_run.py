@@ -181,32 +181,14 @@ def engine(run: TaskRun) -> Generator[tuple[Any, ...], Any, None]:
     args, kwargs = run.args, run.kwargs
 
     if run.wait_for is not None or has_futures(args, kwargs):
-        if run.pending_cancel() is not None:  # cancelled before it started: do not wait
-            request = run.pending_cancel()
-            assert request is not None
+        request = run.pending_cancel()
+        if request is not None:  # cancelled before it started: do not wait
             run.transition(CANCELLED, request.reason, CancelledRun(request.reason))
             return
-        data: list[tuple[TaskRun, bool]] = []
-        collect(args, data)
-        collect(kwargs, data)
-        ordering: list[tuple[TaskRun, bool]] = []
-        if run.wait_for is not None:
-            collect(run.wait_for, ordering)
-        if data or ordering:
-            run.upstream = [upstream.id for upstream, _ in data]
-            yield (UPSTREAM, [upstream for upstream, _ in data + ordering])
-        try:
-            for upstream, allowed in ordering:
-                if not allowed and not upstream.state.is_completed():
-                    raise NotReadyError(upstream)
-            args = substitute(args)
-            kwargs = substitute(kwargs)
-        except NotReadyError as exc:
-            upstream = exc.upstream
-            message = f"Upstream task run '{upstream.id}' did not reach a 'COMPLETED' state."
-            run.transition(NOT_READY, message, UpstreamTaskError(message))
-            run.settle(run.state)
+        resolved = yield from resolve_inputs(run, args, kwargs, run.wait_for)
+        if resolved is None:
             return
+        args, kwargs = resolved
 
     request = run.pending_cancel() if run._mailbox else None
     if request is not None:
@@ -303,6 +285,37 @@ def engine(run: TaskRun) -> Generator[tuple[Any, ...], Any, None]:
         if task.on_failure_hooks and kind is not CRASHED:
             yield from _hooks(run, task.on_failure_hooks)
         return
+
+
+def resolve_inputs(
+    actor: Actor, args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Any
+) -> Generator[tuple[Any, ...], Any, tuple[tuple[Any, ...], dict[str, Any]] | None]:
+    """Wait for the runs whose futures are in ``args``, ``kwargs`` and ``wait_for``, then put
+    their results in place of the futures; for task and flow engines alike.
+
+    Returns the resolved ``(args, kwargs)``, or ``None`` when an upstream run did not complete
+    (outside ``allow_failure``): ``actor`` is then NotReady, and its waiters are released.
+    """
+    data: list[tuple[TaskRun, bool]] = []
+    collect(args, data)
+    collect(kwargs, data)
+    ordering: list[tuple[TaskRun, bool]] = []
+    if wait_for is not None:
+        collect(wait_for, ordering)
+    if data or ordering:
+        if isinstance(actor, TaskRun):
+            actor.upstream = [upstream.id for upstream, _ in data]
+        yield (UPSTREAM, [upstream for upstream, _ in data + ordering])
+    try:
+        for upstream, allowed in ordering:
+            if not allowed and not upstream.state.is_completed():
+                raise NotReadyError(upstream)
+        return substitute(args), substitute(kwargs)
+    except NotReadyError as exc:
+        message = f"Upstream task run '{exc.upstream.id}' did not reach a 'COMPLETED' state."
+        actor.transition(NOT_READY, message, UpstreamTaskError(message))
+        actor.settle(actor.state)
+        return None
 
 
 def _bind_error(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Exception | None:

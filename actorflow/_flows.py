@@ -11,15 +11,19 @@ from ._core import (
     FlowRun,
     Signature,
     TaskRunner,
-    check_hooks,
-    check_not_method_wrapper,
-    check_retry_options,
-    check_run_name_option,
     current_run,
     drive_flow_async,
     drive_flow_sync,
     format_run_name,
     install_print_redirect,
+)
+from ._options import (
+    check_hooks,
+    check_not_method_wrapper,
+    check_retries,
+    check_retry_delay,
+    check_run_name,
+    check_timeout,
 )
 
 P = ParamSpec("P")
@@ -90,12 +94,10 @@ class Flow(Generic[P, R]):
             )
         self.version = version
         self.description = description or inspect.getdoc(fn)
-        check_run_name_option("flow", flow_run_name)
+        owner = f"flow {self.name!r}"
         self.flow_run_name = flow_run_name
-        self.retries = retries or 0
-        self.retry_delay_seconds = check_retry_options(
-            f"flow {self.name!r}", retries, retry_delay_seconds, None
-        )
+        self.retries = check_retries(owner, retries)
+        self.retry_delay_seconds = check_retry_delay(owner, retry_delay_seconds, None)[0]
         if task_runner is not None and not isinstance(task_runner, TaskRunner):
             if isinstance(task_runner, type) and issubclass(task_runner, TaskRunner):
                 task_runner = task_runner()
@@ -104,7 +106,7 @@ class Flow(Generic[P, R]):
                     f"task_runner must be a TaskRunner instance, got {type(task_runner).__name__}"
                 )
         self.task_runner = task_runner
-        self.timeout_seconds = float(timeout_seconds) if timeout_seconds else None
+        self.timeout_seconds = check_timeout(owner, timeout_seconds)
         self.validate_parameters = validate_parameters
         self.persist_result = persist_result
         self.result_storage = result_storage
@@ -119,6 +121,7 @@ class Flow(Generic[P, R]):
         self.on_crashed_hooks = check_hooks("flow", "on_crashed", on_crashed)
         self.on_running_hooks = check_hooks("flow", "on_running", on_running)
         self.signature = Signature(fn)
+        check_run_name("flow", owner, flow_run_name, self.signature)
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         return self.signature.bind(args, kwargs)
@@ -137,7 +140,12 @@ class Flow(Generic[P, R]):
 
             rng = random.Random(run._int_id)
             return f"{rng.choice(_ADJECTIVES)}-{rng.choice(_NOUNS)}"
-        return format_run_name("flow", self.flow_run_name, lambda: self.bind(run.args, run.kwargs))
+        return format_run_name(
+            "flow",
+            f"flow {self.name!r}",
+            self.flow_run_name,
+            lambda: self.bind(run.args, run.kwargs),
+        )
 
     def on_completion(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         self.on_completion_hooks = (*self.on_completion_hooks, fn)

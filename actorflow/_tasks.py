@@ -18,11 +18,6 @@ from ._core import (
     TaskFutureList,
     TaskRun,
     allow_failure,
-    check_hooks,
-    check_not_method_wrapper,
-    check_reserved,
-    check_retry_options,
-    check_run_name_option,
     current_flow_run,
     current_run,
     current_tags,
@@ -33,8 +28,17 @@ from ._core import (
     map_over,
     mappable,
     quote,
-    source_key,
     unmapped,
+)
+from ._identity import TaskIdentity, task_identity
+from ._options import (
+    check_hooks,
+    check_not_method_wrapper,
+    check_reserved,
+    check_retries,
+    check_retry_delay,
+    check_run_name,
+    check_timeout,
 )
 
 if TYPE_CHECKING:
@@ -91,33 +95,22 @@ class Task(Generic[P, R]):
         self.description = description or inspect.getdoc(fn)
         self.tags = frozenset(tags or ())
         self.version = version
-        check_run_name_option("task", task_run_name)
+        owner = f"task {self.name!r}"
         self.task_run_name = task_run_name
-        self.retries = retries or 0
+        self.retries = check_retries(owner, retries)
         if retry_condition_fn is not None and not callable(retry_condition_fn):
             raise TypeError(
                 "Expected `retry_condition_fn` to be callable, got "
                 f"{type(retry_condition_fn).__name__} instead."
             )
-        if (
-            retry_delay_seconds is not None
-            and not isinstance(retry_delay_seconds, (int, float, list, tuple))
-            and not callable(retry_delay_seconds)
-        ):
-            raise TypeError(
-                "Invalid `retry_delay_seconds` provided; must be an int, float, list or "
-                f"callable. Received type {type(retry_delay_seconds)}"
-            )
         self._retry_delay_option = retry_delay_seconds
-        delay = check_retry_options(
-            f"task {self.name!r}", retries, retry_delay_seconds, retry_jitter_factor
-        )
+        delay, jitter = check_retry_delay(owner, retry_delay_seconds, retry_jitter_factor)
         if callable(delay):
-            delay = [float(d) for d in delay(self.retries)]
+            delay = check_retry_delay(owner, list(delay(self.retries)), None)[0]
         self.retry_delay_seconds = delay
-        self.retry_jitter_factor = retry_jitter_factor
+        self.retry_jitter_factor = jitter
         self.retry_condition_fn = retry_condition_fn
-        self.timeout_seconds = float(timeout_seconds) if timeout_seconds else None
+        self.timeout_seconds = check_timeout(owner, timeout_seconds)
         self.log_prints = log_prints
         if log_prints:
             install_print_redirect()
@@ -137,8 +130,11 @@ class Task(Generic[P, R]):
         self.cache_unhashable = cache_unhashable
         self._signature: Signature | None = None
         self._task_key: str | None = None
+        # Made now, once: copies bound to instances share it, and so do concurrent first runs.
+        self._identity = task_identity(fn, self.name)
         self._instance: Any = None  # set on copies bound to an instance (tasks as methods)
-        check_reserved("task", self.signature)
+        check_reserved(self.signature)
+        check_run_name("task", owner, task_run_name, self.signature)
         # Imported here: a script that defines no task never loads the caching machinery.
         from ._cache import build_cache
 
@@ -153,11 +149,19 @@ class Task(Generic[P, R]):
         return sig
 
     @property
+    def identity(self) -> TaskIdentity:
+        """Who this task is in every process: import name, ``name=`` and bound values."""
+        return self._identity
+
+    @property
     def task_key(self) -> str:
-        """A stable identity: the function's name and a hash of its source."""
+        """A stable key: the task's short name and a hash of its identity and source, the same
+        in every process that loads the same code (a script run as ``__main__`` included)."""
         key = self._task_key
         if key is None:
-            key = self._task_key = source_key(getattr(self.fn, "__func__", self.fn))
+            from ._cache import identity_digest
+
+            key = self._task_key = self.identity.task_key(lambda: identity_digest(self.identity))
         return key
 
     def bind(
@@ -175,7 +179,9 @@ class Task(Generic[P, R]):
             if run.flow is None:
                 return self.name
             return f"{self.name}-{run._int_id & 0xFFF:03x}"
-        return format_run_name("task", template, lambda: self.bind(run.args, run.kwargs))
+        return format_run_name(
+            "task", f"task {self.name!r}", template, lambda: self.bind(run.args, run.kwargs)
+        )
 
     # hooks as decorators: @my_task.on_completion
     def on_completion(self, fn: Callable[..., Any]) -> Callable[..., Any]:

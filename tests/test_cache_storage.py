@@ -19,6 +19,7 @@ from actorflow._cache._hashing import canonical, stable_digest
 from actorflow._cache._shared import shared_for
 from actorflow.cache_policies import INPUTS, TASK_SOURCE, CacheKeyWarning, UnhashableInput
 from actorflow.results import (
+    AutoSerializer,
     CorruptRecord,
     LocalStorage,
     decode_record,
@@ -420,3 +421,55 @@ async def test_async_flow_with_persisting_default(tmp_path: Path) -> None:
     assert await pipeline() == ["Completed", "Cached"]
     assert await pipeline() == ["Completed", "Cached"]
     assert calls == [1, 1]
+
+
+def test_auto_serializer_falls_back_to_pickle_for_surrogate_strings(tmp_path: Path) -> None:
+    name = os.fsdecode(b"report-\xff.csv")  # as os.listdir returns undecodable names
+
+    @task(persist_result=True, result_storage=str(tmp_path))
+    def listing() -> list[str]:
+        return [name]
+
+    @flow
+    def twice() -> tuple[list[str], list[str], str]:
+        first = listing(return_state=True)
+        second = listing(return_state=True)
+        return first.result(), second.result(), second.name
+
+    # The second call is served from the record, which had to be written as pickle.
+    assert twice() == ([name], [name], "Cached")
+    fmt, _ = AutoSerializer().dumps([name])
+    assert fmt in ("pickle", "cloudpickle")
+
+
+def test_a_key_that_names_a_folder_of_records_fails_naming_task_and_path(tmp_path: Path) -> None:
+    (tmp_path / "reports").mkdir()
+
+    @task(result_storage_key="reports", result_storage=str(tmp_path))
+    def report() -> int:
+        return 1
+
+    with pytest.raises(
+        ValueError,
+        match=r"task 'report': its result_storage_key .*'reports'.*"
+        r"it is a folder of other records",
+    ):
+        report()
+
+
+def test_keys_that_are_both_record_and_folder_fail_naming_both(tmp_path: Path) -> None:
+    @task(cache_key_fn=lambda ctx, params: "daily", result_storage=str(tmp_path))
+    def daily() -> int:
+        return 1
+
+    @task(cache_key_fn=lambda ctx, params: "daily/extra", result_storage=str(tmp_path))
+    def extra() -> int:
+        return 2
+
+    assert daily() == 1
+    with pytest.raises(
+        ValueError,
+        match=r"task 'extra': its cache key .*'daily/extra'.*"
+        r"a part of it is a record, not a folder",
+    ):
+        extra()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import itertools
 import os
 import re
 import subprocess
@@ -27,7 +26,6 @@ import actorflow
 from actorflow import RunRecorder, State
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-_counter = itertools.count()
 
 LoadExample = Callable[[str], ModuleType]
 
@@ -62,10 +60,11 @@ no_obstore = pytest.mark.skipif(_missing("obstore"), reason="obstore (the s3 ext
 
 @pytest.fixture
 def load_example(monkeypatch: pytest.MonkeyPatch) -> LoadExample:
-    """Import ``examples/<name>.py`` as a new module (its ``__main__`` block does not run)."""
+    """Import ``examples/<name>.py`` afresh (its ``__main__`` block does not run), always under
+    one module name per example, as another process importing it would."""
 
     def load(name: str) -> ModuleType:
-        module_name = f"actorflow_example_{name}_{next(_counter)}"
+        module_name = f"actorflow_example_{name}"
         spec = importlib.util.spec_from_file_location(module_name, EXAMPLES / f"{name}.py")
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)

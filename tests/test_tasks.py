@@ -209,11 +209,29 @@ def test_task_run_name_callable_and_errors() -> None:
     with pytest.raises(TypeError, match="Expected string or callable for 'task_run_name'"):
         task(task_run_name=3)(lambda: None)  # type: ignore[arg-type]
 
-    @task(task_run_name="{missing}")
-    def missing_key() -> None: ...
+    # A template naming no parameter fails where it is written, naming the task and option.
+    with pytest.raises(
+        ValueError,
+        match=r"task 'missing_key': task_run_name '\{missing\}' refers to 'missing', "
+        r"which is not one of its parameters \(x\)",
+    ):
 
-    with pytest.raises(KeyError):
-        missing_key()
+        @task(task_run_name="{missing}")
+        def missing_key(x: int) -> None: ...
+
+    with pytest.raises(ValueError, match="positional field"):
+        task(task_run_name="run-{}")(lambda x: None)
+
+    # One that fits the signature but not the values fails at the call, naming the same.
+    @task(task_run_name="on {day.year}")
+    def on_day(day: object) -> None: ...
+
+    with pytest.raises(
+        ValueError,
+        match=r"task 'on_day': task_run_name 'on \{day.year\}' cannot be formatted "
+        r".*AttributeError",
+    ):
+        on_day(3)
 
 
 def test_default_run_names() -> None:
@@ -413,3 +431,26 @@ def test_tags_context() -> None:
     with tags("outer"):
         assert tagged() == frozenset({"own", "outer"})
     assert tagged() == frozenset({"own"})
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"retries": "3"}, r"task 'job': retries must be a whole number >= 0, got '3' of type str"),
+        ({"retries": 2.5}, r"retries must be a whole number >= 0, got 2.5 of type float"),
+        ({"retries": -1}, r"retries must be a whole number >= 0, got -1"),
+        ({"timeout_seconds": -1}, r"task 'job': timeout_seconds must be a positive, finite"),
+        ({"timeout_seconds": float("nan")}, r"timeout_seconds must be .* got nan"),
+        ({"timeout_seconds": "5"}, r"timeout_seconds must be .* got '5' of type str"),
+        ({"retry_delay_seconds": [1, -2]}, r"each of retry_delay_seconds must be .* got -2"),
+        ({"retry_delay_seconds": float("inf")}, r"retry_delay_seconds must be a finite number"),
+    ],
+)
+def test_bad_options_fail_at_decoration_naming_task_and_option(
+    options: dict[str, Any], message: str
+) -> None:
+    def job(x: int) -> int:
+        return x
+
+    with pytest.raises(ValueError, match=message):
+        task(**options)(job)

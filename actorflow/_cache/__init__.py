@@ -11,12 +11,13 @@ import logging
 from typing import Any
 
 from .._core import NOT_SET
+from ._hashing import UnhashableInput, values_digest
 from ._policies import DEFAULT, CacheKeyFnPolicy, CachePolicy, NoCache
 from ._serializers import resolve_serializer
 from ._storage import resolve_storage
 from ._task_cache import TaskCache
 
-__all__ = ["build_cache"]
+__all__ = ["build_cache", "identity_digest"]
 
 logger = logging.getLogger("actorflow.cache")
 
@@ -81,6 +82,14 @@ def build_cache(task: Any) -> TaskCache | None:
     if policy is None or isinstance(policy, NoCache):
         return None
     return TaskCache(task, policy, None, persist, expiration)
+
+
+def identity_digest(identity: Any) -> str | None:
+    """The stable digest of a task identity's bound values, or ``None`` if one cannot be hashed."""
+    try:
+        return values_digest(identity.values)
+    except UnhashableInput:
+        return None
 
 
 def _seconds(name: str, expiration: Any) -> float | None:

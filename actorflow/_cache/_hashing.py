@@ -20,6 +20,7 @@ from typing import Any
 from .._core import ActorflowException
 
 __all__ = [
+    "DECIMAL_BITS",
     "REPR_SAFE",
     "CacheKeyError",
     "UnhashableInput",
@@ -27,6 +28,7 @@ __all__ = [
     "digest_bytes",
     "digest_text",
     "stable_digest",
+    "values_digest",
 ]
 
 
@@ -49,6 +51,19 @@ class UnhashableInput(CacheKeyError):
 def stable_digest(*parts: Any) -> str:
     """A 40-hex-digit digest of ``parts``, equal across processes for equal inputs."""
     return digest_bytes(canonical(parts))
+
+
+def values_digest(values: tuple[tuple[str, Any], ...]) -> str:
+    """The digest of labelled values; an unhashable one raises :class:`UnhashableInput` whose
+    ``argument`` is its label."""
+    parts = []
+    for label, value in values:
+        try:
+            parts.append(_frame(label.encode()) + _frame(canonical(value)))
+        except UnhashableInput as exc:
+            exc.argument = label  # type: ignore[attr-defined]  # read by the messages that name it
+            raise
+    return digest_bytes(b"".join(parts))
 
 
 def digest_bytes(data: bytes) -> str:
@@ -217,6 +232,11 @@ def _enc(obj: Any, stack: list[int]) -> bytes:
         stack.pop()
 
 
+#: Ints this wide or wider are written in hex: Python refuses their decimal text (its
+#: ``sys.get_int_max_str_digits()`` limit, 4,300 digits by default, is about 14,284 bits).
+DECIMAL_BITS = 14_000
+
+
 def _float(value: float) -> bytes:
     return b"r" + repr(value).encode()
 
@@ -224,7 +244,8 @@ def _float(value: float) -> bytes:
 _SCALARS: dict[type, Callable[[Any], bytes]] = {
     type(None): lambda _: b"N",
     bool: lambda v: b"T" if v else b"F",
-    int: lambda v: b"i%d" % v,
+    # Decimal text of ints over ~4,300 digits is refused by Python; such ints go in hex.
+    int: lambda v: b"i%d" % v if v.bit_length() < DECIMAL_BITS else b"i0x%x" % v,
     float: _float,
     complex: lambda v: b"c" + repr(v).encode(),
     str: lambda v: b"s" + v.encode("utf-8", "surrogatepass"),

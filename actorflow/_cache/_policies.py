@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, final
 
 import attrs
 
-from ._hashing import REPR_SAFE, UnhashableInput, canonical, digest_bytes, digest_text
+from ._hashing import DECIMAL_BITS, REPR_SAFE, UnhashableInput, canonical, digest_bytes, digest_text
 
 if TYPE_CHECKING:
     from .._core import FlowRun, TaskRun
@@ -128,7 +128,8 @@ class _Builtin(CachePolicy):
 
 
 def _value_text(name: str, value: Any) -> str:
-    if type(value) in REPR_SAFE:
+    kind = type(value)
+    if kind in REPR_SAFE and (kind is not int or value.bit_length() < DECIMAL_BITS):
         return f"{name}={value!r}"
     return f"{name}#{digest_bytes(canonical(value))}"
 

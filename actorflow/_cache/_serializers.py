@@ -140,7 +140,10 @@ class AutoSerializer:
 
     def dumps(self, value: Any) -> tuple[str, bytes]:
         if json_exact(value):
-            return "json", orjson.dumps(value)
+            try:
+                return "json", orjson.dumps(value)
+            except orjson.JSONEncodeError:
+                pass  # text JSON cannot carry, e.g. lone surrogates from os.fsdecode
         return self.pickler.dumps(value)
 
     def loads(self, fmt: str, payload: bytes) -> Any:

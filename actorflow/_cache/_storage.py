@@ -20,12 +20,25 @@ from pathlib import Path
 from typing import Any, Protocol, final, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["LocalStorage", "ResultStorage", "default_storage", "resolve_storage"]
+from .._core import ActorflowException
+
+__all__ = [
+    "LocalStorage",
+    "RecordPathError",
+    "ResultStorage",
+    "default_storage",
+    "resolve_storage",
+]
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no cross-process lock on local storage
     fcntl = None  # type: ignore[assignment]
+
+
+class RecordPathError(ActorflowException, ValueError):
+    """A record's path cannot hold a record: it is a folder of other records, or it lies under
+    one (a key cannot be both a record and a folder of records)."""
 
 
 @runtime_checkable
@@ -106,12 +119,27 @@ class LocalStorage:
     def _file(self, path: str) -> str:
         return os.path.join(self._root, check_path(path))
 
+    def _path_error(self, path: str, exc: OSError) -> RecordPathError:
+        if isinstance(exc, IsADirectoryError) or os.path.isdir(self._file(path)):
+            why = "it is a folder of other records"
+        else:
+            why = "a part of it is a record, not a folder (a key cannot be both)"
+        return RecordPathError(f"record {path!r} in {self!r} cannot be stored: {why}")
+
     def read(self, path: str) -> tuple[bytes, Any] | None:
         try:
             with open(self._file(path), "rb") as f:
                 return f.read(), None
         except FileNotFoundError:
             return None
+        except (IsADirectoryError, NotADirectoryError) as exc:
+            raise self._path_error(path, exc) from None
+
+    def _temp_for(self, path: str, target: str, data: bytes) -> str:
+        try:
+            return self._temp(target, data)
+        except (FileExistsError, NotADirectoryError) as exc:  # a folder on the way is a file
+            raise self._path_error(path, exc) from None
 
     def _temp(self, target: str, data: bytes) -> str:
         folder, name = os.path.split(target)
@@ -137,11 +165,13 @@ class LocalStorage:
 
     def create(self, path: str, data: bytes) -> bool:
         target = self._file(path)
-        temp = self._temp(target, data)
+        temp = self._temp_for(path, target, data)
         try:
             os.link(temp, target)  # atomic, and fails if the target exists
             return True
         except FileExistsError:
+            if os.path.isdir(target):
+                raise self._path_error(path, IsADirectoryError()) from None
             return False
         except OSError:
             # A filesystem without hard links: rename instead (writers of one key hold its lock).
@@ -153,9 +183,12 @@ class LocalStorage:
 
     def replace(self, path: str, data: bytes, version: Any) -> bool:
         target = self._file(path)
-        temp = self._temp(target, data)
+        temp = self._temp_for(path, target, data)
         try:
             os.replace(temp, target)
+        except IsADirectoryError as exc:
+            os.unlink(temp)
+            raise self._path_error(path, exc) from None
         except BaseException:
             os.unlink(temp)
             raise

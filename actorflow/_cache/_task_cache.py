@@ -28,12 +28,12 @@ from .._core import (
     current_loop,
     default_pool,
 )
-from ._hashing import CacheKeyError, UnhashableInput, digest_text
+from ._hashing import CacheKeyError, UnhashableInput, digest_text, values_digest
 from ._policies import CacheKeyFnPolicy, CachePolicy, KeyContext
 from ._records import CorruptRecord, decode_record, encode_record
 from ._serializers import Serializer, resolve_serializer
 from ._shared import Shared, shared_for
-from ._storage import ResultStorage, check_path, resolve_storage
+from ._storage import RecordPathError, ResultStorage, check_path, resolve_storage
 
 __all__ = ["CacheKeyWarning", "Slot", "TaskCache"]
 
@@ -114,10 +114,11 @@ class TaskCache:
         self.persist = persist
         self.expiration = expiration
         self.verbatim = isinstance(policy, CacheKeyFnPolicy)
-        # Policy keys are scoped to the function's qualified name, so that two tasks with equal
-        # inputs never share a record, while the key stays the same however the module is
-        # imported (``__main__`` in one process, ``jobs`` in another).
-        self.scope = str(getattr(task.fn, "__qualname__", task.name))
+        # Policy keys are scoped to the task's identity (its import name, ``name=`` and bound
+        # values), so that two tasks with equal inputs never share a record, while the key stays
+        # the same however the module is imported (``__main__`` in one process, ``jobs`` in
+        # another). Made once, from the values bound when the task was defined.
+        self._scope = _scope_of(task.identity)
         self.storage = task.result_storage
         self.serializer = (
             None if task.result_serializer is None else resolve_serializer(task.result_serializer)
@@ -198,7 +199,11 @@ class TaskCache:
             return None
         if self.verbatim and len(text) <= 200 and _VERBATIM.fullmatch(text):
             return text  # a key function's key is the record's name, shared by any task
-        return digest_text(f"{self.scope}\x00{text}")
+        return digest_text(f"{self.scope()}\x00{text}")
+
+    def scope(self) -> str:
+        """The text that scopes this task's policy keys."""
+        return self._scope
 
     def _unhashable_message(self, task: Any, exc: UnhashableInput) -> str:
         kind = getattr(exc, "kind", "input")
@@ -239,9 +244,18 @@ class TaskCache:
             return _offload(self._read_storage, slot, now)
         return self._read_storage(slot, now)
 
+    def _named(self, exc: RecordPathError) -> RecordPathError:
+        option = "result_storage_key" if self.storage_key is not None else "cache key"
+        return RecordPathError(
+            f"task {self.task.name!r}: its {option} gives a path where no record can be: {exc}"
+        )
+
     def _read_storage(self, slot: Slot, now: float) -> tuple[bool, Any]:
         storage, path = slot.storage, slot.path
-        got = storage.read(path)
+        try:
+            got = storage.read(path)
+        except RecordPathError as exc:
+            raise self._named(exc) from None
         if got is None:
             slot.present = False
             return MISS
@@ -375,13 +389,16 @@ class TaskCache:
         payload: bytes,
     ) -> None:
         storage, path = slot.storage, slot.path
-        if slot.refresh:
-            written = storage.replace(path, data, None)
-        elif slot.present:
-            # Replace what was read (expired or unreadable), unless someone already has.
-            written = storage.replace(path, data, slot.version)
-        else:
-            written = storage.create(path, data)  # the first result wins
+        try:
+            if slot.refresh:
+                written = storage.replace(path, data, None)
+            elif slot.present:
+                # Replace what was read (expired or unreadable), unless someone already has.
+                written = storage.replace(path, data, slot.version)
+            else:
+                written = storage.create(path, data)  # the first result wins
+        except RecordPathError as exc:
+            raise self._named(exc) from None
         if written:
             if slot.in_memory:
                 slot.shared.remember(path, expires, fmt, value, payload)
@@ -436,6 +453,20 @@ def _is_ancestor(candidate: Any, run: Any) -> bool:
             return True
         parent = parent.parent
     return False
+
+
+def _scope_of(identity: Any) -> str:
+    """Scope text for a task identity.
+
+    A task whose bound values cannot be hashed stably (a closure over a lock or a client) is
+    scoped to its own identity object instead: its records are reused within this process,
+    never shared with another task, and never found by another process.
+    """
+    try:
+        values = values_digest(identity.values) if identity.values else ""
+    except UnhashableInput:
+        values = identity.local_token
+    return f"{identity.where}\x00{identity.name}\x00{values}"
 
 
 def _flow_option(flow_run: Any, name: str) -> Any:

@@ -19,22 +19,7 @@ from ._callables import (
     Signature as Signature,
 )
 from ._callables import (
-    check_hooks as check_hooks,
-)
-from ._callables import (
-    check_not_method_wrapper as check_not_method_wrapper,
-)
-from ._callables import (
-    check_reserved as check_reserved,
-)
-from ._callables import (
-    check_run_name_option as check_run_name_option,
-)
-from ._callables import (
     format_run_name as format_run_name,
-)
-from ._callables import (
-    source_key as source_key,
 )
 from ._clock import (
     Clock as Clock,
@@ -171,9 +156,6 @@ from ._resolve import (
 )
 from ._resolve import (
     unmapped as unmapped,
-)
-from ._retries import (
-    check_retry_options as check_retry_options,
 )
 from ._retries import (
     exponential_backoff as exponential_backoff,

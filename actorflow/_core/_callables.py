@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from ._exceptions import ParameterBindError
@@ -88,12 +88,26 @@ def is_bind_error(exc: BaseException) -> bool:
 
 
 def format_run_name(
-    kind: str, template: str | Callable[..., str], parameters: Callable[[], dict[str, Any]]
+    kind: str,
+    owner: str,
+    template: str | Callable[..., str],
+    parameters: Callable[[], dict[str, Any]],
 ) -> str:
-    """Format a ``task_run_name``/``flow_run_name`` template or call a name function."""
+    """Format a ``task_run_name``/``flow_run_name`` template or call a name function.
+
+    ``owner`` names the task or flow (``"task 'train'"``) in the error a template that does not
+    fit the call's arguments raises.
+    """
     option = f"{kind}_run_name"
     if isinstance(template, str):
-        return template.format(**parameters())
+        params = parameters()
+        try:
+            return template.format(**params)
+        except (KeyError, AttributeError, IndexError, TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{owner}: {option} {template!r} cannot be formatted with the run's parameters "
+                f"({', '.join(params) or 'none'}): {type(exc).__name__}: {exc}"
+            ) from exc
     if callable(template):
         try:
             wants_params = "parameters" in inspect.signature(template).parameters
@@ -109,67 +123,3 @@ def format_run_name(
     raise TypeError(
         f"Expected string or callable for {option!r}; got {type(template).__name__} instead."
     )
-
-
-def check_run_name_option(kind: str, value: Any) -> None:
-    if value is not None and not isinstance(value, str) and not callable(value):
-        raise TypeError(
-            f"Expected string or callable for '{kind}_run_name'; got {type(value).__name__} "
-            "instead."
-        )
-
-
-def check_hooks(kind: str, option: str, hooks: Iterable[Any] | None) -> tuple[Any, ...]:
-    """Validate a hooks option: a list of callables. Messages follow Prefect's."""
-    if hooks is None:
-        return ()
-    example = f"\n\n@{kind}({option}=[hook1, hook2])\ndef my_{kind}():\n\tpass"
-    if callable(hooks) or not isinstance(hooks, Iterable):
-        raise TypeError(
-            f"Expected iterable for {option!r}; got {type(hooks).__name__} instead. Please "
-            f"provide a list of hooks to {option!r}:{example}"
-        )
-    hooks = tuple(hooks)
-    for hook in hooks:
-        if not callable(hook):
-            raise TypeError(
-                f"Expected callables in {option!r}; got {type(hook).__name__} instead. Please "
-                f"provide a list of hooks to {option!r}:{example}"
-            )
-    return hooks
-
-
-def source_key(fn: Callable[..., Any]) -> str:
-    """``"<name>-<8 hex>"``: the function's short qualified name and a hash of its source.
-
-    The same in every process that loads the same code.
-    """
-    qualname = getattr(fn, "__qualname__", type(fn).__name__).split(".")[-1]
-    try:
-        text = inspect.getsource(fn)
-    except (OSError, TypeError):
-        code = getattr(fn, "__code__", None)
-        text = repr(code.co_code + repr(code.co_consts).encode()) if code else repr(fn)
-    # The module is left out on purpose: a script run as ``__main__`` and the same file
-    # imported by a worker under its own name must agree on the key.
-    import hashlib
-
-    digest = hashlib.sha256(f"{getattr(fn, '__qualname__', '')}\n{text}".encode()).hexdigest()
-    return f"{qualname}-{digest[:8]}"
-
-
-def check_not_method_wrapper(kind: str, fn: Any) -> None:
-    if isinstance(fn, classmethod):
-        raise TypeError(f"@classmethod should be applied on top of @{kind}")
-    if isinstance(fn, staticmethod):
-        raise TypeError(f"@staticmethod should be applied on top of @{kind}")
-
-
-def check_reserved(kind: str, sig: Signature) -> None:
-    from ._exceptions import ReservedArgumentError
-
-    for reserved in ("wait_for", "return_state"):
-        if reserved in sig.sig.parameters:
-            raise ReservedArgumentError(
-                f"{reserved!r} is a reserved argument name and cannot be used."
-            )

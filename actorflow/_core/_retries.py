@@ -18,23 +18,6 @@ def exponential_backoff(backoff_factor: float) -> Callable[[int], list[float]]:
     return retry_backoff_callable
 
 
-def check_retry_options(
-    owner: str, retries: int | None, delay: RetryDelay, jitter: float | None
-) -> list[float] | Callable[[int], Sequence[float]] | float | None:
-    """Validate retry options at decoration time; errors name the task or flow."""
-    if retries is not None and retries < 0:
-        raise ValueError(f"{owner}: retries must be >= 0, got {retries}")
-    if jitter is not None and jitter < 0:
-        raise ValueError(f"{owner}: `retry_jitter_factor` must be >= 0, got {jitter}")
-    if isinstance(delay, Sequence) and not isinstance(delay, str):
-        if len(delay) > 50:
-            raise ValueError(
-                f"{owner}: Can not configure more than 50 retry delays per task, got {len(delay)}"
-            )
-        return [float(d) for d in delay]
-    return delay  # type: ignore[return-value]
-
-
 def delay_for(
     delay: list[float] | Callable[[int], Sequence[float]] | float | None,
     retries: int,

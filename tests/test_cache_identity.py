@@ -4,7 +4,6 @@ every process, including a script run as ``__main__`` and imported by name elsew
 from __future__ import annotations
 
 import functools
-import os
 import subprocess
 import sys
 import textwrap
@@ -12,8 +11,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from support import child_env
 
-import actorflow
 from actorflow import flow, task
 from actorflow.cache_policies import DEFAULT, INPUTS
 
@@ -32,13 +31,8 @@ def _write_modules(folder: Path) -> None:
         (folder / f"{table}.py").write_text(f"TABLE = {table!r}\n" + TABLE_MODULE)
 
 
-#: Child processes import the same actorflow as this one.
-ACTORFLOW_ROOT = str(Path(actorflow.__file__).resolve().parent.parent)
-
-
 def _env(home: Path, *paths: Path) -> dict[str, str]:
-    path = os.pathsep.join([*map(str, paths), ACTORFLOW_ROOT])
-    return {**os.environ, "ACTORFLOW_HOME": str(home), "PYTHONPATH": path}
+    return child_env(*paths, ACTORFLOW_HOME=str(home))
 
 
 def _run(folder: Path, code: str, home: Path) -> str:

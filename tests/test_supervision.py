@@ -444,3 +444,79 @@ async def test_children_cancelled_before_their_first_step_end_cancelled(
     assert all(f.state.is_final() for f in seen)
     if anyio_backend == "asyncio":
         assert [f.state.name for f in seen] == ["Cancelled"] * 3
+
+
+RACE_SCRIPT = r'''
+import importlib.abc, importlib.machinery, sys, threading, time
+
+started = threading.Event()
+
+class SlowLoader(importlib.abc.Loader):
+    """Leaves sniffio in sys.modules half made for a while, as another thread's import does."""
+    def __init__(self, real):
+        self.real = real
+    def create_module(self, spec):
+        return self.real.create_module(spec)
+    def exec_module(self, module):
+        started.set()
+        time.sleep(0.5)
+        self.real.exec_module(module)
+
+class SlowFinder(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "sniffio":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        spec.loader = SlowLoader(spec.loader)
+        return spec
+
+assert "sniffio" not in sys.modules
+sys.meta_path.insert(0, SlowFinder())
+
+from actorflow import flow, task
+
+@task
+async def child(x):
+    return x * 2
+
+@flow
+def parent():
+    return child.submit(21).result(timeout=10)
+
+importer = threading.Thread(target=__import__, args=("sniffio",))
+importer.start()
+started.wait()
+print(parent())
+importer.join()
+'''
+
+
+def test_async_child_of_a_sync_flow_starts_while_another_thread_imports_sniffio() -> None:
+    from support import run_python
+
+    result = run_python(RACE_SCRIPT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "42"
+
+
+def test_an_error_while_starting_an_async_child_ends_it_crashed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from actorflow._core import _bridge
+
+    def broken_spawn(self: Any, fn: Any, *args: Any) -> None:
+        raise AttributeError("partially initialized module")
+
+    monkeypatch.setattr(_bridge.LoopGroup, "spawn", broken_spawn)
+
+    @flow
+    def parent() -> tuple[str, str | None]:
+        future = aadd.submit(1)
+        future.wait(10)
+        return future.state.name, future.state.message
+
+    assert parent() == (
+        "Crashed",
+        "Could not start the task run: AttributeError: partially initialized module",
+    )

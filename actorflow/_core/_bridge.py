@@ -194,8 +194,11 @@ class LoopGroup:
         # The child inherits the submitter's context; if that was a trio task, its marker of
         # the running async library must not follow the child onto this asyncio loop.
         context = contextvars.copy_context()
-        sniffio = sys.modules.get("sniffio")
-        if sniffio is not None:
+        if "sniffio" in sys.modules:
+            # An import statement, not a look in sys.modules: another thread may be importing
+            # sniffio right now, and the statement waits until its module is complete.
+            import sniffio
+
             context.run(sniffio.current_async_library_cvar.set, None)
         self.loop.call_soon_threadsafe_in(context, group.spawn, fn, *args)
 

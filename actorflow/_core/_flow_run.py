@@ -166,9 +166,7 @@ class FlowRun(Actor):
                 self._submit_sync(run)
         except BaseException as exc:
             # A runner that cannot start or take the run: the run ends here, not never.
-            if not run.done():
-                message = f"Could not start the task run: {type(exc).__name__}: {exc}"
-                run.transition(CRASHED, message, CrashedRun(message))
+            _crash_unstarted(run, exc)
             raise
 
     def _start_async(self, run: TaskRun, group: Group, nested: bool = False) -> None:
@@ -182,10 +180,15 @@ class FlowRun(Actor):
             self._async_running += 1
         try:
             spawn_run(group, run)
-        except RuntimeError:  # the group is shutting down
+        except BaseException as exc:
             with self._lock:
                 self._async_running -= 1
-            finish_cancelled(run)
+            if isinstance(exc, RuntimeError):  # the group is shutting down
+                finish_cancelled(run)
+            else:  # whatever it was, the run ends here rather than stay Pending
+                _crash_unstarted(run, exc)
+            if not isinstance(exc, Exception):
+                raise
 
     def async_child_ended(self, run: TaskRun, group_cancelled: bool) -> None:
         """Called on the loop thread when a spawned async child's task ends, its run finished
@@ -288,8 +291,7 @@ class FlowRun(Actor):
                 try:
                     runner.submit(run)
                 except BaseException as exc:
-                    message = f"Could not start the task run: {type(exc).__name__}: {exc}"
-                    run.transition(CRASHED, message, CrashedRun(message))
+                    _crash_unstarted(run, exc)
 
         for upstream_run in waiting:
             upstream_run.add_done_callback(one_done)
@@ -384,6 +386,12 @@ class FlowRun(Actor):
             children_in_flight=len(self._children),
             children_failed=self._failed_children,
         )
+
+
+def _crash_unstarted(run: TaskRun, exc: BaseException) -> None:
+    if not run.done():
+        message = f"Could not start the task run: {type(exc).__name__}: {exc}"
+        run.transition(CRASHED, message, CrashedRun(message))
 
 
 @attrs.frozen

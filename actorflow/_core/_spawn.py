@@ -41,8 +41,10 @@ def current_backend() -> str | None:
         return "asyncio"
     except RuntimeError:
         pass
-    trio = sys.modules.get("trio")
-    if trio is not None and trio.lowlevel.in_trio_run():
+    # No import here (trio costs 100 ms): only a loaded trio can be running. A trio that another
+    # thread is still importing has no ``lowlevel`` yet, and cannot be running in this thread.
+    lowlevel = getattr(sys.modules.get("trio"), "lowlevel", None)
+    if lowlevel is not None and lowlevel.in_trio_run():
         return "trio"
     return None
 

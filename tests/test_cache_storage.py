@@ -473,3 +473,57 @@ def test_keys_that_are_both_record_and_folder_fail_naming_both(tmp_path: Path) -
         r"a part of it is a record, not a folder",
     ):
         extra()
+
+
+def test_records_keyed_on_a_flow_run_leave_memory_when_it_ends(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    shared = shared_for(storage.location)
+
+    @task(persist_result=True, result_storage=storage)  # DEFAULT: keyed on the flow run
+    def blob(i: int) -> bytes:
+        return bytes([i]) * 1_000_000
+
+    @flow
+    def many() -> int:
+        results = blob.map(range(10)).result()
+        during = shared.statistics()
+        assert during.entries == 10 and during.bytes >= 10_000_000, during
+        return len(results)
+
+    assert many() == 10
+    after = shared.statistics()
+    assert (after.entries, after.bytes, after.owners) == (0, 0, 0)
+
+
+def test_memory_tier_is_bounded_by_bytes_and_skips_large_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actorflow._cache import _shared
+
+    monkeypatch.setattr(_shared, "MAX_BYTES", 3_000_000)
+    storage = LocalStorage(tmp_path)
+    shared = shared_for(storage.location)
+
+    @task(cache_policy=INPUTS, result_storage=storage)
+    def text(i: int, size: int) -> str:
+        return str(i) * size
+
+    for i in range(6):
+        assert text(i, 1_000_000) == str(i) * 1_000_000
+        assert shared.statistics().bytes <= 3_000_000
+    assert shared.statistics().entries == 2  # the most recent ones that fit
+    huge = text(9, _shared.MAX_PAYLOAD + 1)  # a str too large to keep: stored, not remembered
+    assert len(huge) == _shared.MAX_PAYLOAD + 1
+    assert all(len(value) <= 1_000_100 for _, _, value, _ in shared.memory.values())
+    assert text(9, _shared.MAX_PAYLOAD + 1) == huge  # a hit, read from storage
+
+
+def test_a_run_keyed_on_itself_is_not_kept_in_memory(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+
+    @task(persist_result=True, result_storage=storage)  # DEFAULT outside any flow
+    def alone() -> list[int]:
+        return [1, 2, 3]
+
+    assert alone() == [1, 2, 3]
+    assert shared_for(storage.location).statistics().entries == 0

@@ -65,6 +65,9 @@ class CachePolicy:
 
     #: Whether :meth:`compute_key` reads ``flow_parameters`` (binding them costs per run).
     needs_flow_parameters = True
+    #: Whether the key names the run that owns the task run (``RUN_ID``): its records cannot be
+    #: hit once that run has ended, so they are not kept in memory beyond it.
+    keys_on_run = False
 
     def compute_key(
         self,
@@ -205,6 +208,8 @@ class RunId(_Builtin):
     """Key on the enclosing flow run's id; outside a flow, on the parent run's (or the run's
     own, which never repeats)."""
 
+    keys_on_run = True
+
     def key_text(
         self, task_ctx: KeyContext, inputs: dict[str, Any], flow_parameters: dict[str, Any]
     ) -> str | None:
@@ -286,8 +291,12 @@ class CompoundCachePolicy(_Builtin):
     policies: tuple[CachePolicy, ...] = attrs.field(converter=_flatten)
 
     @property
-    def needs_flow_parameters(self) -> bool:  # type: ignore[override]
+    def needs_flow_parameters(self) -> bool:  # type: ignore[override]  # derived from the parts
         return any(policy.needs_flow_parameters for policy in self.policies)
+
+    @property
+    def keys_on_run(self) -> bool:  # type: ignore[override]  # derived from the parts
+        return any(policy.keys_on_run for policy in self.policies)
 
     def key_text(
         self, task_ctx: KeyContext, inputs: dict[str, Any], flow_parameters: dict[str, Any]

@@ -58,6 +58,7 @@ class Slot:
         "in_memory",
         "is_async",
         "lock",
+        "owner",
         "path",
         "present",
         "refresh",
@@ -76,6 +77,7 @@ class Slot:
         in_memory: bool,
         refresh: bool,
         is_async: bool,
+        owner: Any = None,
     ) -> None:
         self.storage = storage
         self.shared: Shared = shared_for(storage.location)
@@ -85,6 +87,8 @@ class Slot:
         self.in_memory = in_memory
         self.refresh = refresh
         self.is_async = is_async
+        #: The run this record's key names (RUN_ID): kept in memory only while it lasts.
+        self.owner = owner
         self.claimed = False
         self.lock: Any = None
         #: Whether storage held something under ``path`` at the last look, and its version.
@@ -173,6 +177,11 @@ class TaskCache:
             if serializer is None:
                 serializer = resolve_serializer(_flow_option(flow_run, "result_serializer"))
             in_memory = in_memory and _flow_option(flow_run, "cache_result_in_memory") is not False
+        owner = None
+        if self.policy is not None and self.policy.keys_on_run:
+            owner = flow_run or run.parent
+            # Keyed on this very run, which never repeats: no later run can hit it in memory.
+            in_memory = in_memory and owner is not None
         return Slot(
             resolve_storage(storage),
             path,
@@ -181,6 +190,7 @@ class TaskCache:
             in_memory,
             self.refresh,
             self.is_async,
+            owner,
         )
 
     def _path(self, task: Any, run: Any, flow_run: Any, params: dict[str, Any]) -> str | None:
@@ -297,7 +307,9 @@ class TaskCache:
             )
             return MISS
         if slot.in_memory:
-            slot.shared.remember(path, record.expires, record.format, value, record.payload)
+            slot.shared.remember(
+                path, record.expires, record.format, value, record.payload, slot.owner
+            )
         return True, value
 
     # -- computing once -------------------------------------------------------------------------
@@ -401,7 +413,7 @@ class TaskCache:
             raise self._named(exc) from None
         if written:
             if slot.in_memory:
-                slot.shared.remember(path, expires, fmt, value, payload)
+                slot.shared.remember(path, expires, fmt, value, payload, slot.owner)
         else:
             slot.shared.forget(path)
             logger.debug(

@@ -504,3 +504,73 @@ async def test_sync_task_result_from_async_flow(anyio_backend: str) -> None:
         return future.result()  # a sync body runs on a worker thread: blocking here is allowed
 
     assert await my_flow() == 42
+
+
+def test_map_takes_no_more_of_an_iterator_than_its_sized_siblings_need() -> None:
+    import itertools
+
+    taken: list[int] = []
+
+    def watched(source: Any) -> Any:
+        for item in source:
+            taken.append(item)
+            yield item
+
+    @task
+    def pair(a: int, b: int) -> int:
+        return a * 10 + b
+
+    @flow
+    def endless() -> None:
+        pair.map(watched(itertools.count()), [1, 2, 3])
+
+    with pytest.raises(MappingLengthMismatch, match="'b': 3, 'a': 'more than 3'"):
+        endless()
+    assert taken == [0, 1, 2, 3]  # one past what the list proves is needed, no more
+
+    @flow
+    def matching() -> list[int]:
+        return pair.map(iter([1, 2]), (5, 6)).result()
+
+    assert matching() == [15, 26]
+
+    @flow
+    def short() -> None:
+        pair.map(iter([1]), [5, 6])
+
+    with pytest.raises(MappingLengthMismatch, match="'b': 2, 'a': 1"):
+        short()
+
+
+def test_map_over_iterators_alone_goes_in_step_and_refuses_an_endless_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import itertools
+
+    from actorflow._core import _resolve
+
+    monkeypatch.setattr(_resolve, "MAX_UNSIZED_MAP", 50)
+
+    @task
+    def pair(a: int, b: int) -> int:
+        return a + b
+
+    @flow
+    def in_step() -> list[int]:
+        return pair.map(iter(range(3)), (x for x in range(10, 13))).result()
+
+    assert in_step() == [10, 12, 14]
+
+    @flow
+    def uneven() -> None:
+        pair.map(iter(range(3)), itertools.count())
+
+    with pytest.raises(MappingLengthMismatch, match="'a': 3, 'b': 'more than 3'"):
+        uneven()
+
+    @flow
+    def endless() -> None:
+        pair.map(itertools.count(), unmapped(1))
+
+    with pytest.raises(MappingLengthMismatch, match="endless iterator cannot be mapped"):
+        endless()

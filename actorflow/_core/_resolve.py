@@ -8,11 +8,13 @@ instances. ``quote(x)`` stops the walk at ``x``; ``allow_failure(f)`` lets a run
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 import attrs
 
+from ._exceptions import MappingLengthMismatch, MappingMissingIterable
 from ._futures import TaskFuture, TaskFutureList
 
 if TYPE_CHECKING:
@@ -160,31 +162,81 @@ def map_over(
     Iterable values are mapped (see :func:`mappable`), ``unmapped(x)`` and non-iterables are
     passed whole to every run.
     """
-    from ._exceptions import MappingLengthMismatch, MappingMissingIterable
-
-    iterables: dict[str, list[Any]] = {}
+    sized: dict[str, Any] = {}
+    unsized: dict[str, Any] = {}
     static: dict[str, Any] = {}
     for key, value in params.items():
         if type(value) is unmapped:
             static[key] = value.value
         elif is_mappable(value):
-            iterables[key] = list(value)
+            if hasattr(type(value), "__len__"):
+                sized[key] = value
+            else:
+                unsized[key] = value
         else:
             static[key] = value
-    if not iterables:
+    if not sized and not unsized:
         types = {k: type(v).__name__ for k, v in params.items()}
         raise MappingMissingIterable(
             f"No iterable parameters were received for {fn_name}.map(). Parameters for map must "
             f"include at least one iterable. Parameter types: {types}"
         )
-    lengths = {k: len(v) for k, v in iterables.items()}
-    if len(set(lengths.values())) != 1:
-        raise MappingLengthMismatch(
+
+    def mismatch(lengths: dict[str, Any]) -> MappingLengthMismatch:
+        return MappingLengthMismatch(
             f"Received iterable parameters with different lengths for {fn_name}.map(). "
             f"Parameters for map must all be the same length. Got lengths: {lengths}"
         )
-    (count,) = set(lengths.values())
-    return [{**static, **{k: v[i] for k, v in iterables.items()}} for i in range(count)]
+
+    # What knows its length decides how many items an iterator must give, and an iterator is
+    # never asked for more than one item past that: an endless one cannot eat the memory.
+    lengths: dict[str, Any] = {k: len(v) for k, v in sized.items()}
+    if len(set(lengths.values())) > 1:
+        raise mismatch(lengths)
+    columns: dict[str, list[Any]] = {k: list(v) for k, v in sized.items()}
+    if sized:
+        count = next(iter(lengths.values()))
+        for key, value in unsized.items():
+            items = columns[key] = list(itertools.islice(value, count + 1))
+            if len(items) != count:
+                got = len(items) if len(items) < count else f"more than {count}"
+                raise mismatch({**lengths, key: got})
+    else:
+        columns = _in_step(fn_name, unsized, mismatch)
+        count = len(next(iter(columns.values())))
+    return [{**static, **{k: v[i] for k, v in columns.items()}} for i in range(count)]
+
+
+#: How many items ``map`` takes from iterators of unknown length when nothing else says how many.
+MAX_UNSIZED_MAP = 1_000_000
+_END = object()
+
+
+def _in_step(
+    fn_name: str,
+    iterators: dict[str, Any],
+    mismatch: Callable[[dict[str, Any]], MappingLengthMismatch],
+) -> dict[str, list[Any]]:
+    """Items of iterators of unknown length, taken in step until one ends: all must end
+    together, within :data:`MAX_UNSIZED_MAP` items."""
+    its = {key: iter(value) for key, value in iterators.items()}
+    columns: dict[str, list[Any]] = {key: [] for key in its}
+    for count in range(MAX_UNSIZED_MAP + 1):
+        row = {key: next(it, _END) for key, it in its.items()}
+        ended = [key for key, item in row.items() if item is _END]
+        if ended:
+            if len(ended) < len(row):
+                more = f"more than {count}"
+                raise mismatch({key: count if key in ended else more for key in row})
+            return columns
+        for key, item in row.items():
+            columns[key].append(item)
+    raise MappingLengthMismatch(
+        f"{fn_name}.map() was given only iterators of unknown length ({', '.join(its)}), and "
+        f"they gave more than {MAX_UNSIZED_MAP:,} items: an endless iterator cannot be mapped. "
+        "Pass a list, or map it together with a sequence of known length, which then decides "
+        "how many items are taken."
+    )
 
 
 def mappable(value: Any) -> bool:

@@ -243,3 +243,19 @@ async def test_async_flow_timeout_cancels_children(anyio_backend: str) -> None:
     assert state.name == "TimedOut"
     (future,) = futures
     assert future.state.is_cancelled()
+
+
+@pytest.mark.anyio
+async def test_an_async_task_that_swallows_its_timeout_still_times_out() -> None:
+    @task(timeout_seconds=0.05)
+    async def stubborn() -> str:
+        try:
+            await anyio.sleep(10)
+        except anyio.get_cancelled_exc_class():
+            return "swallowed"  # catches the cancellation once, and returns
+        return "finished"
+
+    state = await stubborn(return_state=True)
+    assert state.name == "TimedOut"
+    with pytest.raises(TaskRunTimeoutError):
+        await stubborn()

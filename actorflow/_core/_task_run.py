@@ -594,12 +594,17 @@ async def _invoke_async(
                 return ERR, exc
         import anyio
 
-        with anyio.move_on_after(timeout):
+        outcome: tuple[int, Any] = (TIMEOUT, timeout)
+        with anyio.move_on_after(timeout) as scope:
             try:
-                return OK, await fn(*args, **kwargs)
+                outcome = (OK, await fn(*args, **kwargs))
             except Exception as exc:
-                return ERR, exc
-        return TIMEOUT, timeout
+                outcome = (ERR, exc)
+        if scope.cancel_called:
+            # Past its deadline: TimedOut, even if the body caught the cancellation and
+            # returned (or raised something else) instead of letting it end the scope.
+            return TIMEOUT, timeout
+        return outcome
     finally:
         if printer is not None:
             _context.print_target.reset(printer)

@@ -168,25 +168,53 @@ async def test_timeouts_go_through_retries(anyio_backend: str) -> None:
     assert await hangs_once() == "second try"
 
 
-def test_sync_task_timeout_reported_at_deadline_and_late_result_discarded() -> None:
+def test_sync_task_timeout_reported_at_deadline_and_body_interrupted() -> None:
     release = threading.Event()
     finished = threading.Event()
+    left = threading.Event()
 
     @task(timeout_seconds=0.05)
     def stuck() -> str:
-        release.wait(10)
-        finished.set()
-        return "late"
+        try:
+            release.wait(10)  # a blocking call: it finishes before the interrupt arrives
+            finished.set()  # never reached: interrupted at its next instruction
+            return "late"
+        finally:
+            left.set()
 
     state = stuck(return_state=True)
     # The state is reported while the body is still blocked: it was not waited for.
-    assert not finished.is_set()
+    assert not left.is_set()
     assert state.name == "TimedOut"
     release.set()
-    assert finished.wait(5)
-    assert state.name == "TimedOut"  # the late result changed nothing
+    assert left.wait(5)
+    assert not finished.is_set()
+    assert state.name == "TimedOut"
     with pytest.raises(TimeoutError):
         state.result()
+
+
+def test_a_flow_waits_for_the_interrupted_body_of_a_timed_out_task() -> None:
+    events: list[str] = []
+    release = threading.Event()
+
+    @task(timeout_seconds=0.05)
+    def stuck() -> None:
+        try:
+            release.wait(0.5)
+            events.append("side effect")  # never happens: interrupted after the wait
+        finally:
+            events.append("body left")
+
+    @flow
+    def calls_it() -> str:
+        state = stuck(return_state=True)
+        events.append(f"flow saw {state.name}")
+        return "done"
+
+    assert calls_it() == "done"
+    # The flow returned only once the body had left: nothing of it runs after the flow.
+    assert events == ["flow saw TimedOut", "body left"]
 
 
 def test_timeout_not_exceeded_does_not_interfere() -> None:

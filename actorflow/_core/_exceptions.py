@@ -67,9 +67,18 @@ class BlockingWaitOnEventLoop(ActorflowException, RuntimeError):
     """A blocking wait was attempted on the event loop thread that must complete the awaited run."""
 
 
-class FlowDeadlineInterrupt(BaseException):
-    """Raised inside a sync flow's thread at the flow's deadline.
+class Interrupt(BaseException):
+    """Raised into sync code interrupted from another thread (see ``_interrupt.Interruptible``).
 
-    A BaseException, so that user code's ``except Exception`` does not swallow it; each flow run
-    raises its own subclass, so a nested flow never mistakes its parent's deadline for its own.
+    A BaseException, so that user code's ``except Exception`` does not swallow it; each
+    interrupted call raises a subclass of its own, so a nested call never mistakes another's
+    interrupt for its own.
     """
+
+
+class FlowDeadlineInterrupt(Interrupt):
+    """Raised inside a sync flow's thread at the flow's deadline."""
+
+
+class TaskDeadlineInterrupt(Interrupt):
+    """Raised inside a sync task body that outlived its ``timeout_seconds``."""

@@ -6,7 +6,6 @@ thread, or in the caller's task on its event loop), wait, sleep and call hooks.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -20,6 +19,7 @@ from ._exceptions import (
 )
 from ._flow_run import FlowRun
 from ._futures import TaskFuture, TaskFutureList
+from ._interrupt import Interruptible
 from ._resolve import has_futures
 from ._retries import delay_for
 from ._spawn import current_loop, open_group
@@ -38,6 +38,7 @@ from ._states import (
 )
 from ._task_run import (
     CALL,
+    ERR,
     OK,
     SLEEP,
     TIMEOUT,
@@ -197,51 +198,32 @@ def drive_flow_sync(fr: FlowRun) -> FlowRun:
         fr.close()
 
 
-def _async_raise(thread_id: int, exc_type: type[BaseException]) -> None:
-    import ctypes  # here: only sync flows with a timeout need it
-
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(thread_id), ctypes.py_object(exc_type)
-    )
-
-
 def _body_sync(fr: FlowRun, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, Any]:
     flow = fr.flow
     timeout = flow.timeout_seconds
     printer = _context.print_target.set(_context.logger_for(fr)) if fr.log_prints else None
-    guard = threading.Lock()
-    in_body = [True]
+    body = Interruptible(FlowDeadlineInterrupt)
     disarm: Callable[[], None] | None = None
-    # This run's own deadline: a nested flow's handler lets its parent's pass through.
-    own_deadline: type[BaseException] = type("FlowDeadline", (FlowDeadlineInterrupt,), {})
     if timeout is not None:
-        thread_id = threading.get_ident()
 
         def deadline() -> None:
             fr.cancel_children(f"Flow run exceeded timeout of {timeout} second(s)")
-            with guard:
-                if in_body[0]:
-                    _async_raise(thread_id, own_deadline)
+            body.interrupt()
 
         disarm = call_later(timeout, deadline)
     try:
         try:
             try:
-                result: tuple[int, Any] = (OK, flow.fn(*args, **kwargs))
+                result: tuple[int, Any] = (OK, body.call(flow.fn, *args, **kwargs))
             finally:
-                with guard:
-                    in_body[0] = False
                 if disarm is not None:
                     disarm()
-        except own_deadline:
+        except body.signal:
             result = (TIMEOUT, timeout)
         except Exception as exc:
             fr.cancel_children(f"its flow run failed: {type(exc).__name__}: {exc}")
-            result = (1, exc)
+            result = (ERR, exc)
         fr.join_sync()
-    except own_deadline:
-        fr.join_sync()
-        result = (TIMEOUT, timeout)
     except BaseException:
         fr.cancel_children("its flow run was interrupted")
         fr.join_sync()
@@ -307,7 +289,7 @@ async def _body_async(
                     result = (OK, await flow.fn(*args, **kwargs))
                 except Exception as exc:
                     fr.cancel_children(f"its flow run failed: {type(exc).__name__}: {exc}")
-                    result = (1, exc)
+                    result = (ERR, exc)
                 await fr.join_async()
         if scope.cancelled_caught:
             fr.cancel_children(f"Flow run exceeded timeout of {timeout} second(s)")

@@ -60,6 +60,7 @@ class FlowRun(Actor):
         "_failed_children",
         "_group",
         "_idle",
+        "_lingering",
         "_lock",
         "_loop_group",
         "_name",
@@ -106,6 +107,8 @@ class FlowRun(Actor):
         self._children: set[TaskRun] = set()
         self._failed_children = 0
         self._idle: list[Callable[[], None]] = []
+        # Sync bodies still running after their run ended (past a deadline): the flow waits.
+        self._lingering = 0
         self._lock = threading.Lock()
         self._closed = False
         self._stop_reason: str | None = None
@@ -208,7 +211,7 @@ class FlowRun(Actor):
             if following is None:
                 self._async_running -= 1
             drain = group_cancelled and bool(self._backlog)
-            if not self._children and self._idle:
+            if not self._children and not self._lingering and self._idle:
                 idle, self._idle = self._idle, []
         for callback in idle:
             callback()
@@ -302,16 +305,33 @@ class FlowRun(Actor):
             self._children.discard(run)
             if failed:
                 self._failed_children += 1
-            if self._children or not self._idle:
+            if self._children or self._lingering or not self._idle:
                 return
             idle, self._idle = self._idle, []
         for callback in idle:
             callback()
 
+    def hold_open(self) -> Callable[[], None]:
+        """Keep the flow run from ending until the returned function is called: for a sync body
+        that may go on running after its run has ended (a task past its deadline)."""
+        with self._lock:
+            self._lingering += 1
+
+        def release() -> None:
+            with self._lock:
+                self._lingering -= 1
+                if self._children or self._lingering or not self._idle:
+                    return
+                idle, self._idle = self._idle, []
+            for callback in idle:
+                callback()
+
+        return release
+
     def _on_idle(self, callback: Callable[[], None]) -> bool:
         """Register ``callback`` for when no child is in flight; ``False`` if none is now."""
         with self._lock:
-            if not self._children:
+            if not self._children and not self._lingering:
                 return False
             self._idle.append(callback)
             return True

@@ -25,9 +25,11 @@ from ._exceptions import (
     CrashedRun,
     FlowDeadlineInterrupt,
     ParameterBindError,
+    TaskDeadlineInterrupt,
     TaskRunTimeoutError,
     UpstreamTaskError,
 )
+from ._interrupt import Interruptible
 from ._resolve import NotReadyError, collect, has_futures, substitute
 from ._retries import delay_for
 from ._states import (
@@ -482,27 +484,41 @@ def _print_scope(run: TaskRun) -> Any:
 def _invoke_with_deadline(
     run: TaskRun, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float
 ) -> tuple[int, Any]:
-    # Sync code cannot be interrupted: the body runs on a pool thread while this thread waits
-    # until the deadline. At the deadline the run is TimedOut and the body's late result is
-    # discarded; the thread stays owned by its pool, which joins it when it shuts down.
+    # The body runs on a pool thread while this thread waits until the deadline. At the
+    # deadline the run is TimedOut and the body is interrupted at its next Python instruction
+    # (a blocking call finishes first). Its flow run, if any, waits for the body to be over
+    # before it ends, so no body outlives its flow.
     done = threading.Event()
     box: list[tuple[int, Any]] = []
+    body = Interruptible(TaskDeadlineInterrupt)
+    flow = run.flow
+    release = flow.hold_open() if flow is not None else None
 
-    def body() -> None:
+    def work() -> None:
         try:
-            box.append((OK, fn(*args, **kwargs)))
+            box.append((OK, body.call(fn, *args, **kwargs)))
+        except body.signal:
+            pass  # its run is TimedOut already
         except BaseException as exc:  # delivered to the waiting thread
             box.append((ERR, exc))
         finally:
             done.set()
+            if release is not None:
+                release()
 
     from ._bridge import default_pool
 
     pool = _pool.current_pool() or default_pool()
-    pool.submit(body)
+    try:
+        pool.submit(work)
+    except BaseException:
+        if release is not None:
+            release()
+        raise
     with _pool.blocking_region():
         finished = done.wait(timeout)
-    if not finished:
+    if not finished or not box:
+        body.interrupt()
         return TIMEOUT, timeout
     outcome, value = box[0]
     if outcome == ERR and not isinstance(value, Exception):

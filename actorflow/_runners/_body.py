@@ -9,7 +9,6 @@ so that the worker can answer ``TIMEOUT`` at the deadline, measured from when th
 from __future__ import annotations
 
 import contextvars
-import ctypes
 import pickle
 import threading
 import time
@@ -61,11 +60,6 @@ class RemoteRun:
 
     def label(self) -> str:
         return f"task run {self.name!r}"
-
-
-class _Deadline(BaseException):
-    """Raised into a body that outlived its timeout (a BaseException: ``except Exception``
-    in user code does not swallow it)."""
 
 
 def run_body(fn_bytes: bytes, call_bytes: bytes) -> tuple[int, bytes]:
@@ -137,42 +131,31 @@ def _call_with_deadline(
     fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float
 ) -> tuple[int, Any]:
     # Python cannot stop a thread, so the body runs on a helper thread while this one waits
-    # until the deadline. At the deadline the worker answers TIMEOUT and raises _Deadline into the
-    # helper, which stops the body at its next Python instruction (a blocking call such as
-    # sleep or I/O finishes first, in the background; its result is dropped).
-    done = threading.Event()
-    lock = threading.Lock()
-    box: list[tuple[int, Any]] = []
-    finished = [False]
+    # until the deadline. At the deadline the worker answers TIMEOUT and interrupts the body at
+    # its next Python instruction (a blocking call such as sleep or I/O finishes first, in the
+    # background; its result is dropped).
+    from actorflow._core._exceptions import TaskDeadlineInterrupt
+    from actorflow._core._interrupt import Interruptible
 
-    def body() -> None:
+    done = threading.Event()
+    box: list[tuple[int, Any]] = []
+    body = Interruptible(TaskDeadlineInterrupt)
+
+    def work() -> None:
         try:
-            try:
-                outcome: tuple[int, Any] | None = (OK, fn(*args, **kwargs))
-            except _Deadline:
-                outcome = None
-            except Exception as exc:
-                outcome = (ERR, exc)
-            with lock:
-                finished[0] = True
-            if outcome is not None:
-                box.append(outcome)
-        except _Deadline:
+            box.append((OK, body.call(fn, *args, **kwargs)))
+        except body.signal:
             pass
+        except Exception as exc:
+            box.append((ERR, exc))
         finally:
             done.set()
 
     thread = threading.Thread(
-        target=contextvars.copy_context().run, args=(body,), name="actorflow-body", daemon=True
+        target=contextvars.copy_context().run, args=(work,), name="actorflow-body", daemon=True
     )
     thread.start()
     if done.wait(timeout) and box:
         return box[0]
-    with lock:
-        if not finished[0] and thread.ident is not None:
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(thread.ident), ctypes.py_object(_Deadline)
-            )
-    if box:
-        return box[0]
+    body.interrupt()
     return TIMEOUT, timeout

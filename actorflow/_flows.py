@@ -5,26 +5,26 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, overload
+
+import attrs
 
 from ._core import (
+    NOT_RETURNED,
     FlowRun,
-    Signature,
+    FlowSpec,
+    State,
     TaskRunner,
     current_run,
-    drive_flow_async,
-    drive_flow_sync,
+    drive_async,
+    drive_here,
     format_run_name,
-    install_print_redirect,
 )
-from ._options import (
-    check_hooks,
-    check_not_method_wrapper,
-    check_retries,
-    check_retry_delay,
-    check_run_name,
-    check_timeout,
-)
+from ._definitions import Definition
+from ._options import check_hooks, check_retries, check_retry_delay, check_run_name, check_timeout
+from ._validation import ParameterValidator
+
+__all__ = ["Flow", "FlowOptions", "flow"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -44,158 +44,191 @@ class InvalidNameError(ValueError):
     """A flow name contains a character that is not allowed."""
 
 
-class Flow(Generic[P, R]):
+@attrs.frozen(kw_only=True)
+class FlowOptions:
+    """Every option of ``@flow``, as given (checked when the flow is made)."""
+
+    name: str | None = None
+    version: str | None = None
+    flow_run_name: str | Callable[..., str] | None = None
+    retries: int | None = None
+    retry_delay_seconds: float | None = None
+    task_runner: Any = None
+    description: str | None = None
+    timeout_seconds: float | None = None
+    validate_parameters: bool = True
+    persist_result: bool | None = None
+    result_storage: Any = None
+    result_serializer: Any = None
+    cache_result_in_memory: bool = True
+    log_prints: bool | None = None
+    on_completion: Iterable[Callable[..., Any]] | None = None
+    on_failure: Iterable[Callable[..., Any]] | None = None
+    on_cancellation: Iterable[Callable[..., Any]] | None = None
+    on_crashed: Iterable[Callable[..., Any]] | None = None
+    on_running: Iterable[Callable[..., Any]] | None = None
+
+
+class Flow(Definition[P, R]):
     """A function whose runs are supervisor actors for the task runs they submit."""
 
-    def __init__(
-        self,
-        fn: Callable[P, R],
-        name: str | None = None,
-        version: str | None = None,
-        flow_run_name: str | Callable[..., str] | None = None,
-        retries: int | None = None,
-        retry_delay_seconds: float | None = None,
-        task_runner: TaskRunner | None = None,
-        description: str | None = None,
-        timeout_seconds: float | None = None,
-        validate_parameters: bool = True,
-        persist_result: bool | None = None,
-        result_storage: Any = None,
-        result_serializer: Any = None,
-        cache_result_in_memory: bool = True,
-        log_prints: bool | None = None,
-        on_completion: Iterable[Callable[..., Any]] | None = None,
-        on_failure: Iterable[Callable[..., Any]] | None = None,
-        on_cancellation: Iterable[Callable[..., Any]] | None = None,
-        on_crashed: Iterable[Callable[..., Any]] | None = None,
-        on_running: Iterable[Callable[..., Any]] | None = None,
-    ) -> None:
-        check_not_method_wrapper("flow", fn)
-        if not callable(fn):
-            raise TypeError(f"@flow needs a callable, got {type(fn).__name__}")
-        if name is not None and not isinstance(name, str):
-            hint = " Perhaps you meant to call it?" if callable(name) else ""
+    kind = "flow"
+    Options = FlowOptions
+    hook_options = ("on_completion", "on_failure", "on_cancellation", "on_crashed", "on_running")
+
+    options: FlowOptions
+    spec: FlowSpec
+
+    def _setup(self) -> None:
+        o = self.options
+        if o.name is not None and not isinstance(o.name, str):
+            hint = " Perhaps you meant to call it?" if callable(o.name) else ""
             raise TypeError(
-                f"Expected string for flow parameter 'name'; got {type(name).__name__} "
+                f"Expected string for flow parameter 'name'; got {type(o.name).__name__} "
                 f"instead.{hint}"
             )
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
-        self.fn = fn
-        self.is_async = inspect.iscoroutinefunction(fn)
-        fn_name = getattr(fn, "__name__", "unknown")
-        self.name = name or (
-            "unknown-lambda" if fn_name == "<lambda>" else fn_name.replace("_", "-")
-        )
-        bad = [c for c in _INVALID_NAME_CHARS if c in self.name]
+        fn_name = self._fn_name
+        name = o.name or ("unknown-lambda" if fn_name == "<lambda>" else fn_name.replace("_", "-"))
+        bad = [c for c in _INVALID_NAME_CHARS if c in name]
         if bad:
             raise InvalidNameError(
-                f"Name {self.name!r} contains an invalid character {bad[0]!r}: flow names "
+                f"Name {name!r} contains an invalid character {bad[0]!r}: flow names "
                 f"may not contain any of {_INVALID_NAME_CHARS!r}"
             )
-        self.version = version
-        self.description = description or inspect.getdoc(fn)
-        owner = f"flow {self.name!r}"
-        self.flow_run_name = flow_run_name
-        self.retries = check_retries(owner, retries)
-        self.retry_delay_seconds = check_retry_delay(owner, retry_delay_seconds, None)[0]
-        if task_runner is not None and not isinstance(task_runner, TaskRunner):
-            if isinstance(task_runner, type) and issubclass(task_runner, TaskRunner):
-                task_runner = task_runner()
+        self._name = name
+        owner = f"flow {name!r}"
+        self._retries = check_retries(owner, o.retries)
+        delay = check_retry_delay(owner, o.retry_delay_seconds, None)[0]
+        if callable(delay):
+            raise TypeError(f"{owner}: retry_delay_seconds of a flow is a number of seconds")
+        self._delay: float | list[float] | None = delay
+        self._timeout = check_timeout(owner, o.timeout_seconds)
+        check_run_name("flow", owner, o.flow_run_name, self.signature)
+        runner = o.task_runner
+        if runner is not None and not isinstance(runner, TaskRunner):
+            if isinstance(runner, type) and issubclass(runner, TaskRunner):
+                runner = runner()
             else:
                 raise TypeError(
-                    f"task_runner must be a TaskRunner instance, got {type(task_runner).__name__}"
+                    f"task_runner must be a TaskRunner instance, got {type(runner).__name__}"
                 )
-        self.task_runner = task_runner
-        self.timeout_seconds = check_timeout(owner, timeout_seconds)
-        self.validate_parameters = validate_parameters
-        self.persist_result = persist_result
-        self.result_storage = result_storage
-        self.result_serializer = result_serializer
-        self.cache_result_in_memory = cache_result_in_memory
-        self.log_prints = log_prints
-        if log_prints:
-            install_print_redirect()
-        self.on_completion_hooks = check_hooks("flow", "on_completion", on_completion)
-        self.on_failure_hooks = check_hooks("flow", "on_failure", on_failure)
-        self.on_cancellation_hooks = check_hooks("flow", "on_cancellation", on_cancellation)
-        self.on_crashed_hooks = check_hooks("flow", "on_crashed", on_crashed)
-        self.on_running_hooks = check_hooks("flow", "on_running", on_running)
-        self.signature = Signature(fn)
-        check_run_name("flow", owner, flow_run_name, self.signature)
+        self._runner: TaskRunner | None = runner
+        self._validator = ParameterValidator(self.fn, name) if o.validate_parameters else None
 
-    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        return self.signature.bind(args, kwargs)
+    def _make_spec(self) -> FlowSpec:
+        o = self.options
+        hooks = {
+            option: check_hooks("flow", option, getattr(o, option)) for option in self.hook_options
+        }
+        validator = self._validator
+        return FlowSpec(
+            name=self._name,
+            fn=self.fn,
+            is_async=self.isasync,
+            owner=self,
+            bind=self.bind,
+            run_name=self._run_name,
+            retries=self._retries,
+            retry_delay=self._delay,
+            timeout=self._timeout,
+            log_prints=o.log_prints,
+            on_running=hooks["on_running"],
+            on_completion=hooks["on_completion"],
+            on_failure=hooks["on_failure"],
+            on_cancellation=hooks["on_cancellation"],
+            on_crashed=hooks["on_crashed"],
+            task_runner=self._runner,
+            persist_result=o.persist_result,
+            result_storage=o.result_storage,
+            result_serializer=o.result_serializer,
+            cache_result_in_memory=o.cache_result_in_memory,
+            validate=self._validate if validator is not None else None,
+        )
 
-    def validate(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """Check the arguments against the signature (raises ParameterBindError)."""
-        if self.validate_parameters:
-            self.signature.bind(args, kwargs, apply_defaults=False)
-        return args, kwargs
-
-    def run_name_for(self, run: FlowRun) -> str:
-        if self.flow_run_name is None:
+    def _run_name(self, run: FlowRun) -> str:
+        template = self.options.flow_run_name
+        if template is None:
             import random
 
             rng = random.Random(run._int_id)
             return f"{rng.choice(_ADJECTIVES)}-{rng.choice(_NOUNS)}"
         return format_run_name(
-            "flow",
-            f"flow {self.name!r}",
-            self.flow_run_name,
-            lambda: self.bind(run.args, run.kwargs),
+            "flow", f"flow {self._name!r}", template, lambda: self.bind(run.args, run.kwargs)
         )
 
+    def _validate(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        assert self._validator is not None
+        return self._validator.validate(self.signature, args, kwargs)
+
+    # -- what Prefect's Flow shows ----------------------------------------------------------------
+    def __getattr__(self, option: str) -> Any:
+        # The other options read as given (``flow.version``, ``flow.result_storage``...).
+        if option.startswith("_") or option not in attrs.fields_dict(FlowOptions):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {option!r}")
+        return getattr(self.options, option)
+
+    @property
+    def description(self) -> str | None:
+        return self.options.description or inspect.getdoc(self.fn)
+
+    @property
+    def retries(self) -> int:
+        return self.spec.retries
+
+    @property
+    def retry_delay_seconds(self) -> Any:
+        return self.spec.retry_delay
+
+    @property
+    def timeout_seconds(self) -> float | None:
+        return self.spec.timeout
+
+    @property
+    def task_runner(self) -> TaskRunner | None:
+        return self._runner
+
+    @property
+    def should_validate_parameters(self) -> bool:
+        return self.options.validate_parameters
+
+    @property
+    def on_completion_hooks(self) -> tuple[Callable[..., Any], ...]:
+        return self.spec.on_completion
+
+    @property
+    def on_failure_hooks(self) -> tuple[Callable[..., Any], ...]:
+        return self.spec.on_failure
+
+    @property
+    def on_cancellation_hooks(self) -> tuple[Callable[..., Any], ...]:
+        return self.spec.on_cancellation
+
+    @property
+    def on_crashed_hooks(self) -> tuple[Callable[..., Any], ...]:
+        return self.spec.on_crashed
+
+    @property
+    def on_running_hooks(self) -> tuple[Callable[..., Any], ...]:
+        return self.spec.on_running
+
     def on_completion(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        self.on_completion_hooks = (*self.on_completion_hooks, fn)
-        return fn
+        return self._add_hook("on_completion", fn)
 
     def on_failure(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        self.on_failure_hooks = (*self.on_failure_hooks, fn)
-        return fn
+        return self._add_hook("on_failure", fn)
 
     def on_cancellation(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        self.on_cancellation_hooks = (*self.on_cancellation_hooks, fn)
-        return fn
+        return self._add_hook("on_cancellation", fn)
 
     def on_crashed(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        self.on_crashed_hooks = (*self.on_crashed_hooks, fn)
-        return fn
+        return self._add_hook("on_crashed", fn)
 
     def on_running(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        self.on_running_hooks = (*self.on_running_hooks, fn)
-        return fn
+        return self._add_hook("on_running", fn)
 
-    def with_options(self, **options: Any) -> Flow[P, R]:
-        """A copy of this flow with some options changed (any ``@flow`` option)."""
-        current = {
-            "name": self.name,
-            "version": self.version,
-            "flow_run_name": self.flow_run_name,
-            "retries": self.retries,
-            "retry_delay_seconds": self.retry_delay_seconds,
-            "task_runner": self.task_runner,
-            "description": self.description,
-            "timeout_seconds": self.timeout_seconds,
-            "validate_parameters": self.validate_parameters,
-            "persist_result": self.persist_result,
-            "result_storage": self.result_storage,
-            "result_serializer": self.result_serializer,
-            "cache_result_in_memory": self.cache_result_in_memory,
-            "log_prints": self.log_prints,
-            "on_completion": self.on_completion_hooks,
-            "on_failure": self.on_failure_hooks,
-            "on_cancellation": self.on_cancellation_hooks,
-            "on_crashed": self.on_crashed_hooks,
-            "on_running": self.on_running_hooks,
-        }
-        unknown = set(options) - set(current)
-        if unknown:
-            raise TypeError(f"with_options() got unknown option(s): {', '.join(sorted(unknown))}")
-        current.update(options)
-        return Flow(self.fn, **current)
-
+    # -- running --------------------------------------------------------------------------------
     @overload
     def __call__(
         self: Flow[P, Coroutine[Any, Any, R]], *args: P.args, **kwargs: P.kwargs
@@ -210,30 +243,30 @@ class Flow(Generic[P, R]):
         """
         return_state = kwargs.pop("return_state", False) if "return_state" in kwargs else False
         wait_for = kwargs.pop("wait_for", None) if "wait_for" in kwargs else None
-        if self.is_async:
+        if self.isasync:
             return self._call_async(args, kwargs, return_state, wait_for)
-        run = FlowRun(self, args, kwargs, current_run.get(), wait_for)
-        drive_flow_sync(run)
+        run = FlowRun(self.spec, args, kwargs, current_run.get(), wait_for)
+        drive_here(run)
         return _outcome(run, return_state)
 
     async def _call_async(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool, wait_for: Any
     ) -> Any:
-        run = FlowRun(self, args, kwargs, current_run.get(), wait_for)
-        await drive_flow_async(run)
+        run = FlowRun(self.spec, args, kwargs, current_run.get(), wait_for)
+        await drive_async(run)
         return _outcome(run, return_state)
-
-    def __repr__(self) -> str:
-        return f"Flow(name={self.name!r})"
 
 
 def _outcome(run: FlowRun, return_state: bool) -> Any:
-    state = run.state
+    """What a call of a flow gives its caller, as in Prefect: the final state with
+    ``return_state=True``; else what the body returned (futures as their runs' states), unless
+    it is a State or the body raised: then the final state's result, raising on failure."""
     if return_state:
-        return state
-    if state.is_completed():
-        return state.data
-    return state.result()
+        return run.state
+    returned = run.returned
+    if returned is not NOT_RETURNED and not isinstance(returned, State):
+        return returned
+    return run.state.result()
 
 
 @overload

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import string
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from ._core import ReservedArgumentError, Signature
@@ -54,9 +54,7 @@ def _check_seconds(owner: str, option: str, value: Any) -> float:
     return float(value)
 
 
-def check_retry_delay(
-    owner: str, delay: Any, jitter: Any
-) -> tuple[float | list[float] | Callable[[int], Sequence[float]] | None, float | None]:
+def check_retry_delay(owner: str, delay: Any, jitter: Any) -> tuple[Any, float | None]:
     """``retry_delay_seconds`` (seconds, a list of them, or a callable giving a list) and
     ``retry_jitter_factor`` (a number >= 0); returns them normalised."""
     if jitter is not None:

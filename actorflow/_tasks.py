@@ -2,38 +2,35 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 import inspect
-import types
 from collections.abc import Callable, Coroutine, Iterable
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+
+import attrs
 
 from ._core import (
     NOT_SET,
-    ParameterBindError,
-    Signature,
     State,
     TaskFuture,
     TaskFutureList,
     TaskRun,
+    TaskSpec,
     allow_failure,
     current_flow_run,
     current_run,
-    current_tags,
     drive_async,
-    drive_sync,
+    drive_here,
     format_run_name,
-    install_print_redirect,
     map_over,
     mappable,
     quote,
-    unmapped,
+    suspendable,
 )
+from ._definitions import Definition
 from ._identity import TaskIdentity, task_identity
 from ._options import (
     check_hooks,
-    check_not_method_wrapper,
     check_reserved,
     check_retries,
     check_retry_delay,
@@ -44,110 +41,119 @@ from ._options import (
 if TYPE_CHECKING:
     import datetime
 
+    from ._cache import TaskCache
+
+__all__ = ["Task", "TaskOptions", "task"]
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class Task(Generic[P, R]):
+@attrs.frozen(kw_only=True)
+class TaskOptions:
+    """Every option of ``@task``, as given (checked when the task is made)."""
+
+    name: str | None = None
+    description: str | None = None
+    tags: Iterable[str] | None = None
+    version: str | None = None
+    cache_policy: Any = NOT_SET
+    cache_key_fn: Callable[..., str | None] | None = None
+    cache_expiration: datetime.timedelta | None = None
+    task_run_name: str | Callable[..., str] | None = None
+    retries: int | None = None
+    retry_delay_seconds: Any = None
+    retry_jitter_factor: float | None = None
+    persist_result: bool | None = None
+    result_storage: Any = None
+    result_serializer: Any = None
+    result_storage_key: str | None = None
+    cache_result_in_memory: bool = True
+    timeout_seconds: float | None = None
+    log_prints: bool | None = None
+    refresh_cache: bool | None = None
+    on_completion: Iterable[Callable[..., Any]] | None = None
+    on_failure: Iterable[Callable[..., Any]] | None = None
+    on_running: Iterable[Callable[..., Any]] | None = None
+    retry_condition_fn: Callable[..., Any] | None = None
+    cache_unhashable: str = "error"
+
+
+class Task(Definition[P, R]):
     """A function whose every run is an actor with a recorded state lifecycle.
 
     Call it to run it here and get its result (async tasks give an awaitable); ``submit`` and
     ``map`` run it concurrently under the current flow and give futures.
     """
 
-    def __init__(
-        self,
-        fn: Callable[P, R],
-        name: str | None = None,
-        description: str | None = None,
-        tags: Iterable[str] | None = None,
-        version: str | None = None,
-        cache_policy: Any = NOT_SET,
-        cache_key_fn: Callable[..., str | None] | None = None,
-        cache_expiration: datetime.timedelta | None = None,
-        task_run_name: str | Callable[..., str] | None = None,
-        retries: int | None = None,
-        retry_delay_seconds: Any = None,
-        retry_jitter_factor: float | None = None,
-        persist_result: bool | None = None,
-        result_storage: Any = None,
-        result_serializer: Any = None,
-        result_storage_key: str | None = None,
-        cache_result_in_memory: bool = True,
-        timeout_seconds: float | None = None,
-        log_prints: bool | None = None,
-        refresh_cache: bool | None = None,
-        on_completion: Iterable[Callable[..., Any]] | None = None,
-        on_failure: Iterable[Callable[..., Any]] | None = None,
-        on_running: Iterable[Callable[..., Any]] | None = None,
-        retry_condition_fn: Callable[..., Any] | None = None,
-        cache_unhashable: str = "error",
-    ) -> None:
-        check_not_method_wrapper("task", fn)
-        if not callable(fn):
-            raise TypeError(f"@task needs a callable, got {type(fn).__name__}")
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
-        self.fn = fn
-        self.is_async = inspect.iscoroutinefunction(fn) or (
-            not inspect.isfunction(fn) and inspect.iscoroutinefunction(type(fn).__call__)
-        )
-        self.name: str = name or str(getattr(fn, "__name__", type(fn).__name__))
-        self.description = description or inspect.getdoc(fn)
-        self.tags = frozenset(tags or ())
-        self.version = version
-        owner = f"task {self.name!r}"
-        self.task_run_name = task_run_name
-        self.retries = check_retries(owner, retries)
-        if retry_condition_fn is not None and not callable(retry_condition_fn):
+    kind = "task"
+    Options = TaskOptions
+    hook_options = ("on_completion", "on_failure", "on_running")
+
+    options: TaskOptions
+    spec: TaskSpec
+
+    def _setup(self) -> None:
+        o = self.options
+        name = o.name or self._fn_name
+        owner = f"task {name!r}"
+        self._retries = check_retries(owner, o.retries)
+        if o.retry_condition_fn is not None and not callable(o.retry_condition_fn):
             raise TypeError(
                 "Expected `retry_condition_fn` to be callable, got "
-                f"{type(retry_condition_fn).__name__} instead."
+                f"{type(o.retry_condition_fn).__name__} instead."
             )
-        self._retry_delay_option = retry_delay_seconds
-        delay, jitter = check_retry_delay(owner, retry_delay_seconds, retry_jitter_factor)
+        delay, self._jitter = check_retry_delay(owner, o.retry_delay_seconds, o.retry_jitter_factor)
         if callable(delay):
-            delay = check_retry_delay(owner, list(delay(self.retries)), None)[0]
-        self.retry_delay_seconds = delay
-        self.retry_jitter_factor = jitter
-        self.retry_condition_fn = retry_condition_fn
-        self.timeout_seconds = check_timeout(owner, timeout_seconds)
-        self.log_prints = log_prints
-        if log_prints:
-            install_print_redirect()
-        self.on_completion_hooks = check_hooks("task", "on_completion", on_completion)
-        self.on_failure_hooks = check_hooks("task", "on_failure", on_failure)
-        self.on_running_hooks = check_hooks("task", "on_running", on_running)
-        # Result and cache options, kept as given so that with_options can copy them.
-        self.cache_policy = cache_policy
-        self.cache_key_fn = cache_key_fn
-        self.cache_expiration = cache_expiration
-        self.persist_result = persist_result
-        self.result_storage = result_storage
-        self.result_serializer = result_serializer
-        self.result_storage_key = result_storage_key
-        self.cache_result_in_memory = cache_result_in_memory
-        self.refresh_cache = bool(refresh_cache)
-        self.cache_unhashable = cache_unhashable
-        self._signature: Signature | None = None
-        self._task_key: str | None = None
-        # Made now, once: copies bound to instances share it, and so do concurrent first runs.
-        self._identity = task_identity(fn, self.name)
-        self._instance: Any = None  # set on copies bound to an instance (tasks as methods)
+            delay = check_retry_delay(owner, list(delay(self._retries)), None)[0]
+        self._delay: float | list[float] | None = delay
+        self._timeout = check_timeout(owner, o.timeout_seconds)
         check_reserved(self.signature)
-        check_run_name("task", owner, task_run_name, self.signature)
+        check_run_name("task", owner, o.task_run_name, self.signature)
+        # Made now, once: copies bound to instances share it, and so do concurrent first runs.
+        self._identity: TaskIdentity = task_identity(self.fn, name)
+        self._task_key: str | None = None
         # Imported here: a script that defines no task never loads the caching machinery.
         from ._cache import build_cache
 
-        self.cache = build_cache(self)
+        self.cache: TaskCache | None = build_cache(self, name)
 
-    # -- introspection --------------------------------------------------------------------------
-    @property
-    def signature(self) -> Signature:
-        sig = self._signature
-        if sig is None:
-            sig = self._signature = Signature(self.fn)
-        return sig
+    def _make_spec(self) -> TaskSpec:
+        o = self.options
+        name = o.name or self._fn_name
+        template = o.task_run_name
+        hooks = {
+            option: check_hooks("task", option, getattr(o, option)) for option in self.hook_options
+        }
+        return TaskSpec(
+            name=name,
+            fn=self.fn,
+            is_async=self.isasync,
+            owner=self,
+            bind=self.bind,
+            run_name=None
+            if template is None
+            else functools.partial(self._run_name, name, template),
+            retries=self._retries,
+            retry_delay=self._delay,
+            retry_jitter=self._jitter,
+            retry_condition=o.retry_condition_fn,
+            timeout=self._timeout,
+            log_prints=o.log_prints,
+            tags=frozenset(o.tags or ()),
+            on_running=hooks["on_running"],
+            on_completion=hooks["on_completion"],
+            on_failure=hooks["on_failure"],
+            task_key=self._key,
+            cache=self.cache,
+        )
 
+    def _run_name(self, name: str, template: Any, run: TaskRun) -> str:
+        return format_run_name(
+            "task", f"task {name!r}", template, lambda: self.bind(run.args, run.kwargs)
+        )
+
+    # -- what Prefect's Task shows ----------------------------------------------------------------
     @property
     def identity(self) -> TaskIdentity:
         """Who this task is in every process: import name, ``name=`` and bound values."""
@@ -157,88 +163,78 @@ class Task(Generic[P, R]):
     def task_key(self) -> str:
         """A stable key: the task's short name and a hash of its identity and source, the same
         in every process that loads the same code (a script run as ``__main__`` included)."""
+        return self._key()
+
+    def _key(self) -> str:
         key = self._task_key
         if key is None:
             from ._cache import identity_digest
 
-            key = self._task_key = self.identity.task_key(lambda: identity_digest(self.identity))
+            key = self._task_key = self._identity.task_key(lambda: identity_digest(self._identity))
         return key
 
-    def bind(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], apply_defaults: bool = True
-    ) -> dict[str, Any]:
-        """Arguments by parameter name (a method's instance appears as ``self``)."""
-        if self._instance is not None:
-            unbound = Signature(self.fn.__func__)  # type: ignore[attr-defined]
-            return unbound.bind((self._instance, *args), kwargs, apply_defaults)
-        return self.signature.bind(args, kwargs, apply_defaults)
+    @property
+    def cache_policy(self) -> Any:
+        """The policy runs are cached by, as Prefect reports it: ``NO_CACHE`` when results are
+        not persisted, the ``cache_key_fn``'s policy or the given one, else ``DEFAULT``."""
+        from .cache_policies import DEFAULT, NO_CACHE, CacheKeyFnPolicy
 
-    def run_name_for(self, run: TaskRun) -> str:
-        template = self.task_run_name
-        if template is None:
-            if run.flow is None:
-                return self.name
-            return f"{self.name}-{run._int_id & 0xFFF:03x}"
-        return format_run_name(
-            "task", f"task {self.name!r}", template, lambda: self.bind(run.args, run.kwargs)
-        )
+        o = self.options
+        if o.persist_result is False:
+            return NO_CACHE
+        if o.cache_key_fn is not None:
+            return CacheKeyFnPolicy(o.cache_key_fn)
+        if o.cache_policy is NOT_SET:
+            return DEFAULT
+        return NO_CACHE if o.cache_policy is None else o.cache_policy
+
+    def __getattr__(self, option: str) -> Any:
+        # The other options read as given (``task.result_storage``, ``task.version``...).
+        if option.startswith("_") or option not in attrs.fields_dict(TaskOptions):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {option!r}")
+        return getattr(self.options, option)
+
+    @property
+    def description(self) -> str | None:
+        return self.options.description or inspect.getdoc(self.fn)
+
+    @property
+    def tags(self) -> frozenset[str]:
+        return self.spec.tags
+
+    @property
+    def retries(self) -> int:
+        return self.spec.retries
+
+    @property
+    def retry_delay_seconds(self) -> Any:
+        return self.spec.retry_delay
+
+    @property
+    def timeout_seconds(self) -> float | None:
+        return self.spec.timeout
+
+    @property
+    def on_completion_hooks(self) -> tuple[Callable[..., Any], ...]:
+        return self.spec.on_completion
+
+    @property
+    def on_failure_hooks(self) -> tuple[Callable[..., Any], ...]:
+        return self.spec.on_failure
+
+    @property
+    def on_running_hooks(self) -> tuple[Callable[..., Any], ...]:
+        return self.spec.on_running
 
     # hooks as decorators: @my_task.on_completion
     def on_completion(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        self.on_completion_hooks = (*self.on_completion_hooks, fn)
-        return fn
+        return self._add_hook("on_completion", fn)
 
     def on_failure(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        self.on_failure_hooks = (*self.on_failure_hooks, fn)
-        return fn
+        return self._add_hook("on_failure", fn)
 
     def on_running(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        self.on_running_hooks = (*self.on_running_hooks, fn)
-        return fn
-
-    def __get__(self, instance: Any, owner: Any = None) -> Task[P, R]:
-        # A task defined on a class is bound like a method.
-        if instance is None:
-            return self
-        bound = copy.copy(self)
-        bound.fn = types.MethodType(self.fn, instance)  # type: ignore[assignment]
-        bound._signature = None
-        bound._instance = instance
-        return bound
-
-    def with_options(self, **options: Any) -> Task[P, R]:
-        """A copy of this task with some options changed (any ``@task`` option)."""
-        current = {
-            "name": self.name,
-            "description": self.description,
-            "tags": set(self.tags),
-            "version": self.version,
-            "cache_policy": self.cache_policy,
-            "cache_key_fn": self.cache_key_fn,
-            "cache_expiration": self.cache_expiration,
-            "task_run_name": self.task_run_name,
-            "retries": self.retries,
-            "retry_delay_seconds": self._retry_delay_option,
-            "retry_jitter_factor": self.retry_jitter_factor,
-            "persist_result": self.persist_result,
-            "result_storage": self.result_storage,
-            "result_serializer": self.result_serializer,
-            "result_storage_key": self.result_storage_key,
-            "cache_result_in_memory": self.cache_result_in_memory,
-            "timeout_seconds": self.timeout_seconds,
-            "log_prints": self.log_prints,
-            "refresh_cache": self.refresh_cache,
-            "on_completion": self.on_completion_hooks,
-            "on_failure": self.on_failure_hooks,
-            "on_running": self.on_running_hooks,
-            "retry_condition_fn": self.retry_condition_fn,
-            "cache_unhashable": self.cache_unhashable,
-        }
-        unknown = set(options) - set(current)
-        if unknown:
-            raise TypeError(f"with_options() got unknown option(s): {', '.join(sorted(unknown))}")
-        current.update(options)
-        return Task(self.fn, **current)
+        return self._add_hook("on_running", fn)
 
     # -- running --------------------------------------------------------------------------------
     @overload
@@ -252,16 +248,16 @@ class Task(Generic[P, R]):
         """Run the task here. Accepts ``wait_for=[...]`` and ``return_state=True``."""
         wait_for = kwargs.pop("wait_for", None) if "wait_for" in kwargs else None
         return_state = kwargs.pop("return_state", False) if "return_state" in kwargs else False
-        if self.is_async:
+        if self.isasync:
             return self._call_async(args, kwargs, wait_for, return_state)
-        run = TaskRun(self, args, kwargs, current_run.get(), current_flow_run(), wait_for)
-        drive_sync(run)
+        run = TaskRun(self.spec, args, kwargs, current_run.get(), current_flow_run(), wait_for)
+        drive_here(run)
         return _outcome(run, return_state)
 
     async def _call_async(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Any, return_state: bool
     ) -> Any:
-        run = TaskRun(self, args, kwargs, current_run.get(), current_flow_run(), wait_for)
+        run = TaskRun(self.spec, args, kwargs, current_run.get(), current_flow_run(), wait_for)
         await drive_async(run)
         return _outcome(run, return_state)
 
@@ -283,7 +279,7 @@ class Task(Generic[P, R]):
                 "a task outside of a flow, please use `.delay` to submit the task run for "
                 "deferred execution."
             )
-        run = TaskRun(self, args, kwargs, parent, flow, wait_for)
+        run = TaskRun(self.spec, args, kwargs, parent, flow, wait_for)
         flow.submit(run, off_loop=return_state and self._blocks_own_loop(flow))
         future: TaskFuture[R] = TaskFuture(run)
         if return_state:
@@ -325,6 +321,7 @@ class Task(Generic[P, R]):
                 for key, wrapper in wrappers.items():
                     item[key] = wrapper(item[key])
         parent = current_run.get()
+        spec = self.spec
         futures: TaskFutureList[R] = TaskFutureList()
         append = futures.append
         to_call = sig.to_call
@@ -332,7 +329,7 @@ class Task(Generic[P, R]):
         off_loop = return_state and self._blocks_own_loop(flow)
         for item in expanded:
             call_args, call_kwargs = to_call(item)
-            run = TaskRun(self, call_args, call_kwargs, parent, flow, wait_for)
+            run = TaskRun(spec, call_args, call_kwargs, parent, flow, wait_for)
             submit(run, off_loop=off_loop)
             append(TaskFuture(run))
         if return_state:
@@ -341,25 +338,25 @@ class Task(Generic[P, R]):
         return futures
 
     def _blocks_own_loop(self, flow: Any) -> bool:
-        # return_state=True waits here. For an async task on the flow's own loop that would
-        # deadlock, so such runs go to the runtime loop instead.
+        # return_state=True waits here. Inside an async flow's body that wait suspends the body;
+        # elsewhere on the flow's own loop (an async task's body) it would deadlock, so such
+        # runs go to the runtime loop instead.
         loop = flow.loop
-        return self.is_async and loop is not None and loop.on_loop_thread()
-
-    def __repr__(self) -> str:
-        return f"Task(name={self.name!r}, fn={getattr(self.fn, '__qualname__', self.fn)!r})"
+        return self.isasync and loop is not None and loop.on_loop_thread() and not suspendable()
 
 
 def _outcome(run: TaskRun, return_state: bool) -> Any:
-    if not return_state:
-        completed, value = run.completed_value()
-        if completed:
-            return value
-    state = run.state
+    """What a call of a task gives its caller, as in Prefect: the final state with
+    ``return_state=True``; else a State the body returned, as it is; else the result, raising
+    the run's exception if it failed."""
     if return_state:
-        return state
-    if state.is_completed():
-        return state.data
+        return run.state
+    if run.returned is not None:
+        return run.returned
+    completed, value = run.completed_value()
+    if completed:
+        return value
+    state = run.state
     if state.is_pending():
         return None  # NotReady: the run never ran, as in Prefect's result mode
     return state.result()
@@ -376,10 +373,3 @@ def task(__fn: Any = None, **options: Any) -> Any:
     if __fn is not None:
         return Task(__fn, **options)
     return functools.partial(Task, **options)
-
-
-def _apply_tags(task: Task[Any, Any]) -> frozenset[str]:
-    return task.tags | current_tags.get()
-
-
-__all__ = ["ParameterBindError", "Task", "task", "unmapped"]

@@ -521,7 +521,7 @@ def test_key_context_and_policy_keys_directly() -> None:
     def work(x: int, y: int = 0) -> int:
         return x
 
-    run = TaskRun(work, (1,), {}, None, None)
+    run = TaskRun(work.spec, (1,), {}, None, None)
     ctx = KeyContext(work, run, {"x": 1, "y": 0})
     assert INPUTS.compute_key(ctx, {"x": 1, "y": 0}, {}) == INPUTS.compute_key(
         ctx, {"x": 1, "y": 0}, {}

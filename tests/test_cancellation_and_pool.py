@@ -166,7 +166,7 @@ def test_flow_leaves_no_worker_thread_behind(no_leaked_threads: None) -> None:
 
 
 def test_flows_reuse_parked_worker_threads() -> None:
-    from actorflow._core._pool import thread_cache
+    from actorflow._core import runtime
 
     @task
     def where() -> int:
@@ -177,11 +177,11 @@ def test_flows_reuse_parked_worker_threads() -> None:
         return {where.submit().result() for _ in range(5)}
 
     first = sequential()
-    threads_after_first = thread_cache().statistics().threads
+    threads_after_first = runtime.threads.statistics().threads
     second = sequential()
     # One task at a time needs one thread, and the second flow finds it parked.
     assert len(first) == 1 and second == first
-    assert thread_cache().statistics().threads == threads_after_first
+    assert runtime.threads.statistics().threads == threads_after_first
 
 
 def test_parked_threads_exit_after_their_idle_timeout() -> None:

@@ -475,25 +475,42 @@ async def test_async_map_and_future_chain(anyio_backend: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_blocking_result_on_own_loop_is_refused(anyio_backend: str) -> None:
-    from actorflow.exceptions import BlockingWaitOnEventLoop
-
-    gate = anyio.Event()
+async def test_blocking_waits_in_an_async_flow_suspend_it_and_the_loop_goes_on(
+    anyio_backend: str,
+) -> None:
+    ticks: list[int] = []
 
     @task
-    async def waits() -> int:
-        await gate.wait()
-        return 1
+    async def slow(x: int) -> int:
+        await anyio.sleep(0.05)  # needs the flow's own loop to go on
+        return x * 2
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(len(ticks))
+            await anyio.sleep(0.005)
 
     @flow
-    async def my_flow() -> int:
-        future = waits.submit()
-        with pytest.raises(BlockingWaitOnEventLoop, match="use `await future`"):
-            future.result()
-        gate.set()
-        return await future
+    async def blocking() -> tuple[int, list[int], bool, int]:
+        first = slow.submit(1)
+        before = len(ticks)
+        value = first.result()  # blocks the body, not the loop: the ticker goes on meanwhile
+        assert len(ticks) > before
+        second = slow.submit(2)
+        second.wait()
+        futures = slow.map([3, 4])
+        done, not_done = wait(futures)
+        assert (len(done), len(not_done)) == (2, 0)
+        late = slow.submit(5)
+        late.wait(0.001)
+        timed_out = not late.done()
+        return value, futures.result(), timed_out, late.result(timeout=5)
 
-    assert await my_flow() == 1
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)  # another task on the same loop
+        result = await blocking()
+        tg.cancel_scope.cancel()
+    assert result == (2, [6, 8], True, 10)
 
 
 @pytest.mark.anyio

@@ -222,30 +222,33 @@ async def test_async_hooks_finish_before_await_returns(anyio_backend: str) -> No
 
 @pytest.mark.anyio
 async def test_return_state_and_as_completed_in_async_flows(anyio_backend: str) -> None:
-    from actorflow.exceptions import BlockingWaitOnEventLoop
     from actorflow.futures import as_completed
 
     release = anyio.Event()
 
     @task
-    async def waits() -> int:
+    async def waits(x: int) -> int:
         await release.wait()
-        return 1
+        return x
+
+    @task
+    async def releases() -> None:
+        await anyio.sleep(0.01)
+        release.set()
 
     @flow
     async def my_flow() -> dict[str, Any]:
         state = aadd.submit(1, return_state=True)  # must not deadlock the flow's loop
         states = aadd.map([1, 2], return_state=True)
-        pending = waits.submit()
-        with pytest.raises(BlockingWaitOnEventLoop, match="as_completed"):
-            list(as_completed([pending]))
-        release.set()
-        await pending
-        return {"one": state, "many": states}
+        pending = waits.map([1, 2])
+        releases.submit()
+        order = [f.result() for f in as_completed(pending, timeout=10)]  # suspends the body
+        return {"one": state, "many": states, "completed": sorted(order)}
 
     out = await my_flow()
     assert out["one"].result() == 2
     assert [s.result() for s in out["many"]] == [2, 3]
+    assert out["completed"] == [1, 2]
 
 
 def test_interrupt_in_async_task_of_sync_flow_keeps_the_runtime_alive() -> None:
@@ -503,12 +506,13 @@ def test_async_child_of_a_sync_flow_starts_while_another_thread_imports_sniffio(
 def test_an_error_while_starting_an_async_child_ends_it_crashed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from actorflow._core import _bridge
+    from actorflow._core import _spawn
 
-    def broken_spawn(self: Any, fn: Any, *args: Any) -> None:
+    def broken_start(self: Any, driver: Any, run: Any) -> None:
         raise AttributeError("partially initialized module")
 
-    monkeypatch.setattr(_bridge.LoopGroup, "spawn", broken_spawn)
+    # A sync flow's async children start in a task group on the runtime's asyncio loop.
+    monkeypatch.setattr(_spawn._AsyncioGroup, "start", broken_start)
 
     @flow
     def parent() -> tuple[str, str | None]:

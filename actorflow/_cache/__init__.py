@@ -17,12 +17,12 @@ from ._serializers import resolve_serializer
 from ._storage import resolve_storage
 from ._task_cache import TaskCache
 
-__all__ = ["build_cache", "identity_digest"]
+__all__ = ["TaskCache", "build_cache", "identity_digest"]
 
 logger = logging.getLogger("actorflow.cache")
 
 
-def build_cache(task: Any) -> TaskCache | None:
+def build_cache(task: Any, name: str) -> TaskCache | None:
     """The cache a task's runs consult, or ``None`` when its results are not persisted.
 
     As in Prefect: ``persist_result`` left unset becomes true when a policy, key function,
@@ -30,25 +30,26 @@ def build_cache(task: Any) -> TaskCache | None:
     ``persist_result=False`` turns caching off. Left unset with nothing implying it, the task
     persists (with the ``DEFAULT`` policy) only inside a flow whose ``persist_result`` is true.
     """
-    policy = task.cache_policy
-    key_fn = task.cache_key_fn
-    storage_key = task.result_storage_key
-    persist = task.persist_result
-    if task.cache_unhashable not in ("error", "warn"):
+    options = task.options
+    policy = options.cache_policy
+    key_fn = options.cache_key_fn
+    storage_key = options.result_storage_key
+    persist = options.persist_result
+    if options.cache_unhashable not in ("error", "warn"):
         raise ValueError(
-            f"cache_unhashable must be 'error' or 'warn', got {task.cache_unhashable!r}"
+            f"cache_unhashable must be 'error' or 'warn', got {options.cache_unhashable!r}"
         )
     if policy is not NOT_SET and policy is not None and not isinstance(policy, CachePolicy):
         raise TypeError(
-            f"cache_policy of task {task.name!r} must be a CachePolicy (see "
+            f"cache_policy of task {name!r} must be a CachePolicy (see "
             f"actorflow.cache_policies), got {type(policy).__name__}"
         )
     if key_fn is not None and not callable(key_fn):
-        raise TypeError(f"cache_key_fn of task {task.name!r} must be callable")
+        raise TypeError(f"cache_key_fn of task {name!r} must be callable")
     if policy is not NOT_SET and key_fn is not None:
         logger.warning(
             "Both `cache_policy` and `cache_key_fn` are set on task %r; `cache_key_fn` is used.",
-            task.name,
+            name,
         )
     if key_fn is not None:
         policy = CacheKeyFnPolicy(key_fn)
@@ -56,32 +57,32 @@ def build_cache(task: Any) -> TaskCache | None:
     if persist is None and (
         given
         or storage_key is not None
-        or task.result_storage is not None
-        or task.result_serializer is not None
+        or options.result_storage is not None
+        or options.result_serializer is not None
     ):
         persist = True
     # Check storage and serializer now, so that a typo or a missing extra fails at definition.
-    if task.result_storage is not None:
-        resolve_storage(task.result_storage)
-    if task.result_serializer is not None:
-        resolve_serializer(task.result_serializer)
-    expiration = _seconds(task.name, task.cache_expiration)
+    if options.result_storage is not None:
+        resolve_storage(options.result_storage)
+    if options.result_serializer is not None:
+        resolve_serializer(options.result_serializer)
+    expiration = _seconds(name, options.cache_expiration)
     if persist is False:
         if given:
             logger.warning(
                 "Ignoring `cache_policy` of task %r because `persist_result` is False.",
-                task.name,
+                name,
             )
         return None
     if storage_key is not None:
         if not isinstance(storage_key, str):
-            raise TypeError(f"result_storage_key of task {task.name!r} must be a str")
-        return TaskCache(task, None, storage_key, persist, expiration)
+            raise TypeError(f"result_storage_key of task {name!r} must be a str")
+        return TaskCache(task, name, None, storage_key, persist, expiration)
     if policy is NOT_SET:
         policy = DEFAULT
     if policy is None or isinstance(policy, NoCache):
         return None
-    return TaskCache(task, policy, None, persist, expiration)
+    return TaskCache(task, name, policy, None, persist, expiration)
 
 
 def identity_digest(identity: Any) -> str | None:

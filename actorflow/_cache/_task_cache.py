@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import types
 import warnings
 from typing import Any, final
 
@@ -25,8 +24,8 @@ from .._core import (
     ParameterBindError,
     blocking_region,
     current_clock,
-    current_loop,
-    default_pool,
+    runtime,
+    to_thread,
 )
 from ._hashing import CacheKeyError, UnhashableInput, digest_text, values_digest
 from ._policies import CacheKeyFnPolicy, CachePolicy, KeyContext
@@ -106,12 +105,14 @@ class TaskCache:
     def __init__(
         self,
         task: Any,
+        name: str,
         policy: CachePolicy | None,
         storage_key: str | None,
         persist: bool | None,
         expiration: float | None,
     ) -> None:
         self.task = task
+        self.name = name
         self.policy = policy
         self.storage_key = storage_key
         #: ``None``: the task said nothing; it persists only inside a flow that does.
@@ -123,18 +124,21 @@ class TaskCache:
         # the same however the module is imported (``__main__`` in one process, ``jobs`` in
         # another). Made once, from the values bound when the task was defined.
         self._scope = _scope_of(task.identity)
-        self.storage = task.result_storage
+        options = task.options
+        self.storage = options.result_storage
         self.serializer = (
-            None if task.result_serializer is None else resolve_serializer(task.result_serializer)
+            None
+            if options.result_serializer is None
+            else resolve_serializer(options.result_serializer)
         )
-        self.in_memory = bool(task.cache_result_in_memory)
-        self.refresh = bool(task.refresh_cache)
-        self.is_async = bool(task.is_async)
-        self.warn_unhashable = task.cache_unhashable == "warn"
+        self.in_memory = bool(options.cache_result_in_memory)
+        self.refresh = bool(options.refresh_cache)
+        self.is_async = bool(task.isasync)
+        self.warn_unhashable = options.cache_unhashable == "warn"
         self._binder = _FastBinder(task)
 
     def __repr__(self) -> str:
-        return f"TaskCache({self.task.name!r}, policy={self.policy!r})"
+        return f"TaskCache({self.name!r}, policy={self.policy!r})"
 
     # -- the key --------------------------------------------------------------------------------
     def key_for(self, run: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Slot | None:
@@ -147,13 +151,11 @@ class TaskCache:
                 params = self._binder.bind(args, kwargs)
             except ParameterBindError:
                 return None  # the run fails on its own, with the usual message
-        else:  # a copy bound to an instance: key on the instance too
+        else:  # a copy bound to an instance (or class): its binding names it, first
             try:
                 params = task.bind(args, kwargs)
             except ParameterBindError:
                 return None
-            if isinstance(task.fn, types.MethodType):
-                params = {"self": task.fn.__self__, **params}
         try:
             path = self._path(task, run, flow_run, params)
         except UnhashableInput as exc:
@@ -257,7 +259,7 @@ class TaskCache:
     def _named(self, exc: RecordPathError) -> RecordPathError:
         option = "result_storage_key" if self.storage_key is not None else "cache key"
         return RecordPathError(
-            f"task {self.task.name!r}: its {option} gives a path where no record can be: {exc}"
+            f"task {self.name!r}: its {option} gives a path where no record can be: {exc}"
         )
 
     def _read_storage(self, slot: Slot, now: float) -> tuple[bool, Any]:
@@ -376,7 +378,7 @@ class TaskCache:
         handle, slot.lock = slot.lock, None
         if handle is not None:
             if slot.storage.blocking_reads:
-                default_pool().submit(_unlock, slot.storage, handle)
+                runtime.default_pool().submit(_unlock, slot.storage, handle)
             else:
                 _unlock(slot.storage, handle)
 
@@ -426,29 +428,7 @@ class TaskCache:
 
 
 async def _offload(fn: Any, *args: Any) -> Any:
-    """``fn(*args)`` on the default worker pool, awaited without blocking the loop.
-
-    A thread hop through the pool costs a fraction of ``anyio.to_thread``'s. If the waiter is
-    cancelled the call still finishes (a record write or a lock is never left half done).
-    """
-    loop = current_loop()
-    event = loop.new_event()
-    box: list[tuple[bool, Any]] = []
-
-    def work() -> None:
-        try:
-            box.append((True, fn(*args)))
-        except BaseException as exc:  # handed to the waiter
-            box.append((False, exc))
-        finally:
-            loop.call_soon_threadsafe(event.set)
-
-    default_pool().submit(work)
-    await event.wait()
-    ok, value = box[0]
-    if not ok:
-        raise value
-    return value
+    return await to_thread(fn, *args)
 
 
 def _unlock(storage: ResultStorage, handle: Any) -> None:
@@ -485,7 +465,7 @@ def _flow_option(flow_run: Any, name: str) -> Any:
     """The first setting of ``name`` on the enclosing flows, innermost first."""
     while flow_run is not None:
         if flow_run.is_flow:
-            value = getattr(flow_run.flow, name, None)
+            value = getattr(flow_run.spec, name, None)
             if value is not None:
                 return value
         flow_run = flow_run.parent

@@ -1,56 +1,78 @@
 """What every run actor shares: identity, a validated and recorded state machine, a mailbox, and
 completion that any thread or event loop can wait on.
 
-A run's state changes only through :meth:`Actor.transition`, called by the code that drives the
-run. Other parties talk to it through its mailbox (:meth:`Actor.send`); the driver reads the
-mailbox at its transition points and the mailbox's wake-up hook interrupts a running async body.
+A run's state changes only through :meth:`Actor.transition`, called by the run's driver. Other
+parties talk to it through its mailbox (:meth:`Actor.send`); the driver reads the mailbox at its
+transition points, and a Cancel interrupts a running async body through its loop.
+
+Completion has one path. A driver holds its run (:meth:`Actor.hold`) while it works, so that
+waiters are released only when the driver is done (hooks included), and it ends with
+:meth:`Actor.driver_done`, which releases the waiters and tells the run's supervisor: whatever
+drove the run (an event loop, a worker thread, a remote worker's callbacks) and whether it ever
+started.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 from . import _pool
-from ._exceptions import BlockingWaitOnEventLoop
+from ._exceptions import (
+    BlockingWaitOnEventLoop,
+    CancelledRun,
+    CrashedRun,
+    FlowDeadlineInterrupt,
+)
 from ._records import TransitionEvent, observers
-from ._spawn import Loop, current_loop
-from ._states import INITIAL_CODES, State, StateKind, StateType, check_transition
+from ._runtime import new_id, runtime
+from ._spawn import Loop, current_loop, is_cancellation
+from ._states import (
+    CANCELLED,
+    CRASHED,
+    INITIAL_CODES,
+    State,
+    StateKind,
+    StateType,
+    check_transition,
+)
 
 if TYPE_CHECKING:
     import uuid
 
 logger = logging.getLogger("actorflow")
 
-# Run ids: a random 64-bit prefix per process and a counter. Unique across processes without the
-# cost of uuid4 per run; formatted as a UUID only when asked for.
-_prefix = int.from_bytes(os.urandom(8)) << 64
-_counter = itertools.count(1)
-
-
-def _reset_ids() -> None:
-    global _prefix, _counter
-    _prefix = int.from_bytes(os.urandom(8)) << 64
-    _counter = itertools.count(1)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_ids)
-
-
 #: ``_final`` value meaning "the last entry of the history" (its State is built on demand).
 _LAST = object()
 
-# One lock guards registration of done-callbacks against completion, for every run.
+# One lock guards completion against registration of done-callbacks and against abandonment,
+# for every run. Made anew in a forked child (a thread of the parent may have held it).
 _done_lock = threading.Lock()
+
+
+def _new_lock() -> None:
+    global _done_lock
+    _done_lock = threading.Lock()
+
+
+runtime.at_fork(_new_lock)
+
+
+class Supervisor(Protocol):
+    """What a run tells the supervisor that owns it."""
+
+    def child_ended(self, run: Any, host_cancelled: bool) -> None:
+        """``run``'s driver is done (or it never started); ``host_cancelled``: its task was
+        cancelled by its host, i.e. the whole group is being cancelled."""
+
+    def promote(self, run: Any) -> None:
+        """Start ``run`` now if it is being held back: someone waits for it."""
 
 
 @attrs.frozen
@@ -73,11 +95,14 @@ class Actor:
 
     __slots__ = (
         "__weakref__",
+        "_abandoned",
+        "_backlogged",
         "_callbacks",
         "_final",
         "_held",
         "_history",
         "_hold",
+        "_in_body",
         "_int_id",
         "_kind",
         "_mailbox",
@@ -92,22 +117,25 @@ class Actor:
     def __init__(self, parent: Actor | None, initial: StateKind | None = None) -> None:
         """Subclasses set their own attributes first: the ``initial`` state is recorded (and
         observed) last, when the run can already name itself."""
-        self._int_id = _prefix | next(_counter)
+        self._int_id = new_id()
         self.parent = parent
         self._final: State[Any] | object | None = None  # _LAST: the last history entry
-        # While its driver still has work after the final state (hooks), completion is held:
-        # waiters are released, and the supervisor told, only when the driver is done.
         self._hold = False
         self._held: Any = None
         self._callbacks: list[Callable[[], None]] | None = None
         self._mailbox: deque[Any] | None = None
-        #: What interrupts the driver of a running async body: its asyncio Task or trio
-        #: CancelScope (anything with ``cancel()``), called on :attr:`loop`.
+        #: What interrupts the driver of a running async body (its asyncio Task or trio
+        #: CancelScope), set by the loop that spawned it.
         self._wake: Any = None
+        #: Whether a sync body is running on a thread (see :meth:`abandon`).
+        self._in_body = False
+        self._abandoned = False
+        #: Whether its supervisor holds it back (see FlowRun's in-flight cap).
+        self._backlogged = False
         #: The event loop that drives this run when it runs async code, else None.
         self.loop: Loop | None = None
-        #: The flow run supervising this run as a submitted child, told when it finishes.
-        self.supervisor: Any = None
+        #: The supervisor of this run as a submitted child, told when its driver is done.
+        self.supervisor: Supervisor | None = None
         # Flat: kind, timestamp_ns, message, data for each state, oldest first. No tuple per
         # transition outlives the call, which keeps long-lived objects (and GC work) down.
         self._observers = observers.get()
@@ -136,6 +164,10 @@ class Actor:
     def label(self) -> str:
         return f"{'flow' if self.is_flow else 'task'} run {self.name!r}"
 
+    def task_key(self) -> str | None:
+        """The key of the task this run belongs to (``None`` for flow runs)."""
+        return None
+
     # -- state machine --------------------------------------------------------------------------
     def transition(self, kind: StateKind, message: str | None = None, data: Any = None) -> None:
         """Move to ``kind``, validated against the transition table and recorded."""
@@ -162,7 +194,7 @@ class Actor:
             run_id=str(self.id),
             run_kind="flow" if self.is_flow else "task",
             run_name=self.name,
-            task_key=getattr(getattr(self, "task", None), "task_key", None),
+            task_key=self.task_key(),
             parent_id=None if parent is None else str(parent.id),
             flow_run_id=None if flow is None else str(flow.id),
             from_state=None if old is None else old.name,
@@ -178,7 +210,7 @@ class Actor:
     def state(self) -> State[Any]:
         final = self._final
         if final is not None and final is not _LAST:
-            return final  # type: ignore[return-value]
+            return final  # type: ignore[return-value]  # a State: _final holds State | _LAST
         history = self._history
         if not history:
             raise RuntimeError(f"{self.label()} has no state yet")
@@ -189,9 +221,8 @@ class Actor:
             self._final = state
         return state
 
-    @property
-    def state_kind(self) -> StateKind | None:
-        return self._kind
+    def state_name(self) -> str:
+        return self._kind.name if self._kind else "None"
 
     def history(self) -> list[State[Any]]:
         """Every state this run has been in, oldest first."""
@@ -208,6 +239,49 @@ class Actor:
     def done(self) -> bool:
         return self._final is not None
 
+    def reached_end(self) -> bool:
+        """Whether the run's state is final (its driver may still be running hooks)."""
+        kind = self._kind
+        return self._final is not None or (kind is not None and kind.final)
+
+    def end_in(self, kind: StateKind, message: str | None = None, data: Any = None) -> None:
+        """Record the state an engine ends the run in."""
+        self.transition(kind, message, data)
+        if not kind.final:  # a body chose it (a State it returned): the run stays there
+            self.settle(self.state)
+
+    def cancel_reason(self, exc: BaseException) -> str:
+        """The message of a run cancelled by ``exc`` (subclasses say more)."""
+        return f"{'Flow' if self.is_flow else 'Task'} run was cancelled"
+
+    def interrupted(self, exc: BaseException) -> None:
+        """The driver was interrupted by ``exc`` (cancellation or a BaseException)."""
+        kind = self._kind
+        if self.reached_end():
+            return  # already final (its hooks were interrupted): the state stands
+        if kind is not None and kind.type is StateType.CANCELLING:
+            self.transition(
+                CANCELLED, f"{'Flow' if self.is_flow else 'Task'} run was cancelled", exc
+            )
+        elif is_cancellation(exc) or isinstance(exc, FlowDeadlineInterrupt):
+            message = self.cancel_reason(exc)
+            self.transition(CANCELLED, message, CancelledRun(message))
+        else:
+            message = crash_message(exc)
+            self.transition(CRASHED, message, CrashedRun(message))
+
+    def never_started(self, reason: str | None = None) -> None:
+        """End a run whose driver never started (cancelled while queued, or its start failed):
+        it is Cancelled (or Crashed, given a reason), then ends like any driven run."""
+        if not self.reached_end():
+            if reason is None:
+                request = self.pending_cancel()
+                message = request.reason if request else f"{self.label()} was cancelled"
+                self.transition(CANCELLED, message, CancelledRun(message))
+            else:
+                self.transition(CRASHED, reason, CrashedRun(reason))
+        self.driver_done()
+
     # -- completion -----------------------------------------------------------------------------
     def _complete(self, state: State[Any] | object) -> None:
         with _done_lock:
@@ -219,9 +293,6 @@ class Actor:
                     callback()
                 except Exception:
                     logger.exception("a done-callback of %s raised", self.label())
-        supervisor = self.supervisor
-        if supervisor is not None:
-            supervisor.child_done(self)
 
     def settle(self, state: State[Any]) -> None:
         """End a run that stays in a non-final state (NotReady): waiters are released."""
@@ -231,15 +302,27 @@ class Actor:
             self._complete(state)
 
     def hold(self) -> None:
-        """Called by a driver before it starts: hold completion until :meth:`release`."""
+        """Called by a driver before it starts: completion waits for :meth:`driver_done`."""
         self._hold = True
 
-    def release(self) -> None:
-        """Called by the driver when it is done: complete the run if it reached its end."""
+    def driver_done(self, host_cancelled: bool = False) -> None:
+        """Called once by whatever drove the run, when it is done (or by whoever decided it
+        never starts): waiters are released, then the supervisor is told."""
         self._hold = False
         held, self._held = self._held, None
         if held is not None:
             self._complete(held)
+        supervisor, self.supervisor = self.supervisor, None
+        if supervisor is not None:
+            supervisor.child_ended(self, host_cancelled)
+
+    def waited_on(self) -> None:
+        """Someone is about to wait for this run: a supervisor holding it back (in its backlog
+        of async children) starts it now, so the waiter cannot wait behind the very runs that
+        may be waiting for it."""
+        supervisor = self.supervisor
+        if supervisor is not None and self._backlogged:
+            supervisor.promote(self)
 
     def add_done_callback(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` once the run has finished (now, if it already has)."""
@@ -253,9 +336,17 @@ class Actor:
         callback()
 
     def wait_sync(self, timeout: float | None = None) -> bool:
-        """Block until the run has finished; ``False`` if ``timeout`` passed first."""
+        """Block until the run has finished; ``False`` if ``timeout`` passed first.
+
+        Inside an async flow's body, the body is suspended instead, and its loop goes on.
+        """
         if self._final is not None:
             return True
+        self.waited_on()
+        from . import _suspend
+
+        if _suspend.suspendable():
+            return _suspend.wait_for_runs([self], timeout)
         loop = self.loop
         if loop is not None and loop.on_loop_thread():
             raise BlockingWaitOnEventLoop(
@@ -271,17 +362,47 @@ class Actor:
         """Wait, without blocking the event loop, until the run has finished."""
         if self._final is not None:
             return
+        self.waited_on()
         loop = current_loop()
         event = loop.new_event()
         self.add_done_callback(lambda: loop.call_soon(event.set))
         await event.wait()
 
+    # -- a sync body that cannot be waited for -------------------------------------------------
+    def enter_body(self) -> None:
+        """A sync driver starts the body on its thread: from now on it may be abandoned."""
+        self._in_body = True
+
+    def leave_body(self) -> bool:
+        """The body returned: ``True`` if the run was abandoned meanwhile (its outcome is then
+        dropped, and its driver stops)."""
+        with _done_lock:
+            self._in_body = False
+            return self._abandoned
+
+    def abandon(self, kind: StateKind, message: str, data: Any) -> bool:
+        """End a run whose sync body is running and will not be waited for (its flow was
+        interrupted): it moves to ``kind`` now, its waiters are released, and whatever the body
+        does later is dropped. ``False`` if the run is not in a body (its driver decides)."""
+        with _done_lock:
+            if not self._in_body or self._abandoned or self.reached_end():
+                return False
+            self._abandoned = True
+            old = self._kind
+            ts = time.time_ns()
+            self._history.extend((kind, ts, message, data))
+            self._kind = kind
+        if self._observers:
+            self._emit(old, kind.at(ts, message, data))
+        self._complete(_LAST)
+        return True
+
     # -- mailbox --------------------------------------------------------------------------------
     def send(self, message: Any) -> None:
         """Post ``message`` to the run's mailbox and wake its driver.
 
-        Only the first Cancel wakes it: one interruption is all a run needs, and a second
-        ``Task.cancel()`` would look, to the run's task, like a cancellation by its host.
+        Only the first Cancel wakes it: one interruption is all a run needs, and a second one
+        would look, to the run's task, like a cancellation by its host.
         """
         with _done_lock:
             mailbox = self._mailbox
@@ -289,9 +410,9 @@ class Actor:
                 mailbox = self._mailbox = deque()
             first = isinstance(message, Cancel) and not any(isinstance(m, Cancel) for m in mailbox)
             mailbox.append(message)
-        wake, loop = self._wake, self.loop
-        if first and wake is not None and loop is not None:
-            loop.call_soon(wake.cancel)
+        loop = self.loop
+        if first and loop is not None and self._wake is not None:
+            loop.call_soon(loop.cancel_run, self)
 
     def pending_cancel(self) -> Cancel | None:
         mailbox = self._mailbox
@@ -303,8 +424,37 @@ class Actor:
 
     def statistics(self) -> ActorStatistics:
         return ActorStatistics(
-            state=self._kind.name if self._kind else "None",
+            state=self.state_name(),
             transitions=len(self._history) // 4,
             mailbox=len(self._mailbox or ()),
             waiters=len(self._callbacks or ()),
         )
+
+
+def crash_message(exc: BaseException) -> str:
+    """The message of a run crashed by ``exc`` (Prefect's wording)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "Execution was aborted by an interrupt signal."
+    if isinstance(exc, SystemExit):
+        return "Execution was aborted by Python system exit call."
+    return f"Execution was interrupted by an unexpected exception: {type(exc).__name__}: {exc}"
+
+
+def when_all_done(runs: Iterable[Actor], callback: Callable[[], None]) -> None:
+    """Call ``callback()`` once every run in ``runs`` has finished (at once if all have)."""
+    waiting = [run for run in runs if not run.done()]
+    if not waiting:
+        callback()
+        return
+    remaining = [len(waiting)]
+    lock = threading.Lock()
+
+    def one_done() -> None:
+        with lock:
+            remaining[0] -= 1
+            ready = remaining[0] == 0
+        if ready:
+            callback()
+
+    for run in waiting:
+        run.add_done_callback(one_done)

@@ -1,4 +1,5 @@
-"""Run context: which run the current code belongs to, carried in context variables.
+"""Run context: which run the current code belongs to, carried in context variables, and the
+run loggers.
 
 Per-run state lives in contextvars so that it follows the code into threads (work items run in a
 copy of the submitter's context) and into child tasks, and never leaks between concurrent runs.
@@ -8,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import threading
 from collections.abc import Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
 from ._exceptions import MissingContextError
@@ -29,7 +32,7 @@ def current_flow_run() -> FlowRun | None:
     run: Any = current_run.get()
     while run is not None and not run.is_flow:
         run = run.parent
-    return run  # type: ignore[no-any-return]
+    return run  # type: ignore[no-any-return]  # a FlowRun or None, by the loop's condition
 
 
 @contextlib.contextmanager
@@ -43,39 +46,92 @@ def tags(*names: str) -> Iterator[frozenset[str]]:
         current_tags.reset(token)
 
 
-class RunLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """A logger that prefixes messages with the run's name and records its id."""
+# -- run loggers --------------------------------------------------------------------------------
+class RunLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]  # generic only in stubs
+    """A logger whose records carry the run they come from (``run_id``, ``run_name``,
+    ``run_kind``, ``run_label``: ``Flow run 'name'``)."""
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
         extra = self.extra or {}
         kwargs["extra"] = {**extra, **kwargs.get("extra", {})}
-        return f"{extra.get('run_name', '?')} | {msg}", kwargs
+        return msg, kwargs
 
 
 def logger_for(run: TaskRun | FlowRun) -> RunLoggerAdapter:
-    kind = "flow_runs" if run.is_flow else "task_runs"
-    return RunLoggerAdapter(
-        logging.getLogger(f"actorflow.{kind}"),
-        {"run_name": run.name, "run_id": str(run.id), "run_kind": kind[:-1]},
-    )
+    """The logger of ``run``: records carry Prefect's run fields (``task_run_id``,
+    ``task_run_name``, ``task_name``, ``flow_run_id``, ``flow_run_name``, ``flow_name``) and
+    actorflow's (``run_id``, ``run_name``, ``run_kind``, ``run_label``)."""
+    kind = "flow" if run.is_flow else "task"
+    name = run.name
+    run_id = str(run.id)
+    extra: dict[str, Any] = {
+        "run_name": name,
+        "run_id": run_id,
+        "run_kind": kind,
+        "run_label": f"{kind.capitalize()} run {name!r}",
+        f"{kind}_run_id": run_id,
+        f"{kind}_run_name": name,
+        f"{kind}_name": run.spec.name,
+    }
+    if not run.is_flow:
+        flow = current_flow_run() if run.flow is None else run.flow
+        if flow is not None:
+            extra.update(
+                flow_run_id=str(flow.id), flow_run_name=flow.name, flow_name=flow.spec.name
+            )
+    return RunLoggerAdapter(logging.getLogger(f"actorflow.{kind}_runs"), extra)
 
 
-def ensure_default_logging() -> None:
-    """Show run logs on stderr when the application configured no logging at all.
+class ConsoleFallback(logging.StreamHandler):  # type: ignore[type-arg]  # generic only in stubs
+    """Shows actorflow's records on stderr, Prefect's way (``12:00:00.000 | INFO    | Flow run
+    'name' - message``), only while the application has configured no handler of its own: once
+    the root logger (``logging.basicConfig()``) or the ``actorflow`` logger has a handler, this
+    one is silent, so nothing is ever printed twice."""
 
-    Applications that configure logging (a handler on the root or ``actorflow`` logger) are left
-    alone; a script that did not would otherwise never see ``log_prints`` output.
-    """
-    package = logging.getLogger("actorflow")
-    if package.handlers or logging.getLogger().handlers:
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(_RunFormatter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if logging.getLogger().handlers:
+            return
+        package = logging.getLogger("actorflow")
+        if any(handler is not self for handler in package.handlers):
+            return
+        super().emit(record)
+
+
+class _RunFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__(
+            "%(asctime)s.%(msecs)03d | %(levelname)-7s | %(where)s%(message)s", "%H:%M:%S"
+        )
+
+    def format(self, record: logging.LogRecord) -> str:
+        label = getattr(record, "run_label", None)
+        record.where = f"{label} - " if label else f"{record.name} - "
+        return super().format(record)
+
+
+_console_lock = threading.Lock()
+_console: ConsoleFallback | None = None
+
+
+def ensure_console() -> None:
+    """Attach the console fallback to the ``actorflow`` logger (once; at the first run that
+    logs, never at import). ``ACTORFLOW_LOGGING_LEVEL`` sets the logger's level when the
+    application has not (``INFO`` by default)."""
+    global _console
+    if _console is not None:
         return
-    handler = logging.StreamHandler()
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s.%(msecs)03d | %(levelname)-7s | %(message)s", "%H:%M:%S")
-    )
-    package.addHandler(handler)
-    if package.level == logging.NOTSET:
-        package.setLevel(logging.INFO)
+    with _console_lock:
+        if _console is not None:
+            return
+        package = logging.getLogger("actorflow")
+        if package.level == logging.NOTSET:
+            package.setLevel(os.environ.get("ACTORFLOW_LOGGING_LEVEL", "INFO").upper())
+        _console = ConsoleFallback()
+        package.addHandler(_console)
 
 
 def get_run_logger() -> RunLoggerAdapter:
@@ -89,29 +145,61 @@ def get_run_logger() -> RunLoggerAdapter:
             "There is no active flow or task run context: get_run_logger() can only be called "
             "from inside a task or flow."
         )
-    ensure_default_logging()
+    ensure_console()
     return logger_for(run)
 
 
+# -- print redirection --------------------------------------------------------------------------
 #: Where ``print`` goes inside a run with ``log_prints``: that run's logger.
 print_target: ContextVar[RunLoggerAdapter | None] = ContextVar(
     "actorflow_print_target", default=None
 )
-#: Whether ``print`` has been replaced; read as ``_context.print_redirected`` (it changes once).
+#: Whether ``print`` has been replaced (by the first run with ``log_prints``).
 print_redirected = False
 
 
+def _log_prints(run: Any) -> bool:
+    """A run's ``log_prints``: a task's own setting wins; unset, it follows its flow's."""
+    setting = run.spec.log_prints if not run.is_flow else run.log_prints
+    if setting is None and not run.is_flow and run.flow is not None:
+        setting = run.flow.log_prints
+    return bool(setting)
+
+
+def print_scope_needed(run: Any) -> bool:
+    """Whether ``run``'s body needs :func:`enter_print_scope` (checked once per run)."""
+    return _log_prints(run) or (print_redirected and print_target.get() is not None)
+
+
+def enter_print_scope(run: Any) -> Token[RunLoggerAdapter | None] | None:
+    """Point ``print`` at ``run``'s logger if it logs prints, or away from an outer run's if
+    it does not; a token for :func:`leave_print_scope`, or ``None`` if nothing changed."""
+    if _log_prints(run):
+        install_print_redirect()
+        return print_target.set(logger_for(run))
+    if print_redirected and print_target.get() is not None:
+        return print_target.set(None)
+    return None
+
+
+def leave_print_scope(token: Token[RunLoggerAdapter | None] | None) -> None:
+    if token is not None:
+        print_target.reset(token)
+
+
 def install_print_redirect() -> None:
-    """Route ``print`` to the run logger inside runs with ``log_prints`` (installed once).
+    """Route ``print`` to the run logger inside runs with ``log_prints`` (installed once, by the
+    first such run).
 
     The replacement checks a context variable, so concurrent runs in other threads, and code
     outside runs, keep printing to their streams.
     """
     global print_redirected
-    ensure_default_logging()
+    ensure_console()
     if print_redirected:
         return
     import builtins
+    import sys
 
     original = builtins.print
 
@@ -123,17 +211,11 @@ def install_print_redirect() -> None:
         flush: bool = False,
     ) -> None:
         target = print_target.get()
-        if target is None or file not in (None, _stdout()):
+        if target is None or file not in (None, sys.stdout):
             original(*args, sep=sep, end=end, file=file, flush=flush)
             return
         target.info((sep if sep is not None else " ").join(str(a) for a in args))
 
-    print.__wrapped__ = original  # type: ignore[attr-defined]
+    print.__wrapped__ = original  # type: ignore[attr-defined]  # the usual marker of a wrapper
     builtins.print = print
     print_redirected = True
-
-
-def _stdout() -> Any:
-    import sys
-
-    return sys.stdout

@@ -55,6 +55,10 @@ class ParameterBindError(ActorflowException, TypeError):
     """The arguments given to a task or flow do not fit its signature."""
 
 
+class ParameterTypeError(ActorflowException, TypeError):
+    """A flow's parameters do not fit its annotations and cannot be coerced to them."""
+
+
 class ReservedArgumentError(ActorflowException, TypeError):
     """A task or flow function uses a parameter name that calls reserve (``wait_for``...)."""
 

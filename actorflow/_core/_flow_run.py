@@ -1,17 +1,20 @@
 """The FlowRun supervisor actor.
 
-A flow run spawns its children (submitted task runs) into structures it owns: async children
-into a native task group on the flow's event loop, sync children into its task runner's pool. It
-tracks the children in flight, never the ones that finished, so memory follows the work in
-flight. When the body returns it waits for every child; when the body raises, times out or is
-cancelled it cancels them (sync bodies already running cannot be interrupted and are waited for).
+A flow run runs its body inside a supervision scope it owns, and spawns its children (submitted
+task runs) into structures it owns: async children into a native task group it opens on its
+event loop, sync children into its task runner's pool. It tracks the children in flight, never
+the ones that finished, so memory follows the work in flight. When the body returns it waits for
+every child; when the body raises, times out or is cancelled it cancels them; when it is
+interrupted (Ctrl-C) it cancels what it can and abandons sync bodies it cannot interrupt, so that
+control returns at once.
 
-The flow run's decisions (parameters, retries, the final state by Prefect's rules) are one engine
-generator in :mod:`._flow_engine`, carried out by a sync and an async interpreter.
+The flow run's decisions (parameters, retries, its final state by Prefect's rules) are its
+engine, in :mod:`._flow_engine`.
 """
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -21,31 +24,35 @@ import attrs
 
 from . import _context, _pool
 from ._actor import Actor, Cancel, logger
-from ._bridge import LoopGroup
-from ._exceptions import (
-    CancelledRun,
-    CrashedRun,
-)
+from ._bridge import LoopGroup, call_later
+from ._drive import ERR, OK, TIMEOUT, Effect, Engine, drive_async
+from ._exceptions import FlowDeadlineInterrupt
+from ._interrupt import Interruptible
 from ._resolve import collect, has_futures
 from ._runner import TaskRunner, ThreadPoolTaskRunner
 from ._spawn import Group, Loop, current_loop
-from ._states import (
-    CANCELLED,
-    CRASHED,
-    PENDING,
-)
-from ._task_run import (
-    TaskRun,
-    crash_message,
-    finish_cancelled,
-    spawn_run,
-)
+from ._specs import FlowSpec
+from ._states import CRASHED, PENDING
+from ._task_run import TaskRun
+
+__all__ = ["MAX_ASYNC_IN_FLIGHT", "FlowRun", "SupervisorStatistics"]
 
 #: Async children running at once per flow run. Later submissions wait in a backlog, in order,
 #: as plain objects (no task, no coroutine) and start as running ones finish; children submitted
 #: by a running child are never held back. Besides bounding memory, the cap keeps the number of
 #: live objects per flow small, which keeps the garbage collector's full passes rare.
 MAX_ASYNC_IN_FLIGHT = 1_000
+
+#: What the body of a flow run returned: nothing yet (it raised, or has not returned).
+NOT_RETURNED: Any = object()
+
+
+@attrs.frozen
+class SupervisorStatistics:
+    state: str
+    transitions: int
+    children_in_flight: int
+    children_failed: int
 
 
 @final
@@ -60,57 +67,64 @@ class FlowRun(Actor):
         "_failed_children",
         "_group",
         "_idle",
+        "_interrupted",
         "_lingering",
         "_lock",
         "_loop_group",
         "_name",
         "_runner",
+        "_slots",
         "_stop_reason",
         "args",
-        "flow",
         "kwargs",
         "log_prints",
         "persist_result",
+        "returned",
         "run_count",
+        "spec",
         "wait_for",
     )
     is_flow = True
 
     def __init__(
         self,
-        flow: Any,
+        spec: FlowSpec,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         parent: Actor | None,
         wait_for: Any = None,
     ) -> None:
-        self.flow = flow
+        self.spec = spec
         self.args = args
         self.kwargs = kwargs
         self.wait_for = wait_for
         self._name: str | None = None
-        log_prints = flow.log_prints
+        outer = _context.current_flow_run() if parent is not None else None
+        log_prints = spec.log_prints
         if log_prints is None:
-            outer = _context.current_flow_run()
             log_prints = outer.log_prints if outer is not None else False
         self.log_prints: bool = log_prints
-        persist = flow.persist_result
-        if persist is None:
-            outer = _context.current_flow_run() if parent is not None else None
-            persist = outer.persist_result if outer is not None else None
+        persist = spec.persist_result
+        if persist is None and outer is not None:
+            persist = outer.persist_result
         #: The flow's ``persist_result``, or the innermost enclosing flow's that set one.
         self.persist_result: bool | None = persist
         self.run_count = 0
+        #: What the body returned, futures replaced by their runs' states (see the engine).
+        self.returned: Any = NOT_RETURNED
         self._runner: TaskRunner | None = None
         self._group: Group | None = None
         self._loop_group: LoopGroup | None = None
         self._children: set[TaskRun] = set()
+        # Children holding one of the MAX_ASYNC_IN_FLIGHT slots.
+        self._slots: set[TaskRun] = set()
         self._failed_children = 0
         self._idle: list[Callable[[], None]] = []
         # Sync bodies still running after their run ended (past a deadline): the flow waits.
         self._lingering = 0
         self._lock = threading.Lock()
         self._closed = False
+        self._interrupted = False
         self._stop_reason: str | None = None
         self._async_running = 0
         self._backlog: deque[TaskRun] = deque()
@@ -118,9 +132,17 @@ class FlowRun(Actor):
 
     @property
     def name(self) -> str:
-        if self._name is None:
-            self._name = self.flow.run_name_for(self)
-        return self._name
+        name = self._name
+        if name is None:
+            make = self.spec.run_name
+            assert make is not None  # a flow's spec always names its runs
+            name = self._name = make(self)
+        return name
+
+    @property
+    def flow(self) -> Any:
+        """The flow this is a run of (the object ``@flow`` made)."""
+        return self.spec.owner
 
     @property
     def flow_run_id(self) -> Any:
@@ -128,8 +150,109 @@ class FlowRun(Actor):
 
     @property
     def parameters(self) -> dict[str, Any]:
-        params: dict[str, Any] = self.flow.bind(self.args, self.kwargs)
-        return params
+        return self.spec.bind(self.args, self.kwargs)
+
+    def engine(self) -> Engine:
+        from ._flow_engine import flow_engine
+
+        return flow_engine(self)
+
+    def cancel_reason(self, exc: BaseException) -> str:
+        return self._stop_reason or "Flow run was cancelled"
+
+    # -- the body, supervised -------------------------------------------------------------------
+    def invoke_sync(self, op: Effect) -> tuple[int, Any]:
+        """Run the body on this thread. A deadline interrupts it; an interrupt (Ctrl-C) stops
+        the children and returns control without waiting for bodies it cannot interrupt."""
+        fn, args, kwargs = op[1], op[2], op[3]
+        timeout = self.spec.timeout
+        printer = _context.enter_print_scope(self)
+        self._begin_attempt()
+        body = Interruptible(FlowDeadlineInterrupt)
+        disarm: Callable[[], None] | None = None
+        if timeout is not None:
+
+            def deadline() -> None:
+                self.cancel_children(f"Flow run exceeded timeout of {timeout} second(s)")
+                body.interrupt()
+
+            disarm = call_later(timeout, deadline)
+        try:
+            try:
+                try:
+                    result: tuple[int, Any] = (OK, body.call(fn, *args, **kwargs))
+                finally:
+                    if disarm is not None:
+                        disarm()
+            except body.signal:
+                result = (TIMEOUT, timeout)
+            except Exception as exc:
+                self.cancel_children(f"its flow run failed: {type(exc).__name__}: {exc}")
+                result = (ERR, exc)
+            self.join_sync()
+        except BaseException:
+            self.interrupt_children("its flow run was interrupted")
+            self.join_sync()
+            raise
+        finally:
+            _context.leave_print_scope(printer)
+            self._release()
+        return result
+
+    async def invoke_async(self, op: Effect) -> tuple[int, Any]:
+        """Run the body in the caller's task, inside a task group this run owns for its async
+        children and a cancel scope for its deadline. The body runs so that a blocking wait in
+        it suspends it instead of blocking the loop (see :mod:`._suspend`)."""
+        import anyio
+
+        from . import _suspend
+
+        fn, args, kwargs = op[1], op[2], op[3]
+        timeout = self.spec.timeout
+        loop = self.loop = current_loop()
+        printer = _context.enter_print_scope(self)
+        self._begin_attempt()
+        result: tuple[int, Any] = (TIMEOUT, timeout)
+        try:
+            with anyio.CancelScope() as scope:
+                if timeout is not None:
+                    scope.deadline = anyio.current_time() + timeout
+                async with loop.open_group() as group:
+                    self._group = group
+                    try:
+                        result = (OK, await _suspend.suspendable_body(fn(*args, **kwargs), loop))
+                    except Exception as exc:
+                        self.cancel_children(f"its flow run failed: {type(exc).__name__}: {exc}")
+                        result = (ERR, exc)
+                    await self.join_async()
+            if scope.cancel_called:
+                self.cancel_children(f"Flow run exceeded timeout of {timeout} second(s)")
+                self._reap_unstarted()
+                with anyio.CancelScope(shield=True):
+                    await self.join_async()
+                result = (TIMEOUT, timeout)
+        except BaseException:
+            self.cancel_children("its flow run was cancelled")
+            self._reap_unstarted()
+            with anyio.CancelScope(shield=True):
+                await self.join_async()
+            raise
+        finally:
+            self._group = None
+            _context.leave_print_scope(printer)
+            if self._runner is not None or self._loop_group is not None:
+                # Shutting a runner down may block (joining threads, closing a cluster): never
+                # on the caller's event loop.
+                from ._bridge import to_thread
+
+                with anyio.CancelScope(shield=True):
+                    await to_thread(self._release)
+        return result
+
+    def _begin_attempt(self) -> None:
+        # A new attempt (first run or flow retry): children may be submitted again.
+        with self._lock:
+            self._stop_reason = None
 
     # -- children -------------------------------------------------------------------------------
     def submit(self, run: TaskRun, *, off_loop: bool = False) -> None:
@@ -146,121 +269,77 @@ class FlowRun(Actor):
             run.send(Cancel(self._stop_reason))
         run.supervisor = self
         try:
-            if run.task.is_async:
-                group, loop = self._group, self.loop
-                if off_loop or group is None or loop is None:
-                    group, loop = self._loop_group_side()
-                run.loop = loop
-                # A child submitted by a running child skips the cap: the parent may wait on it,
-                # and a backlog behind a full house of waiting parents would never drain.
-                # Nor does one that the flow's loop thread is about to block on (off_loop): the
-                # runs it would wait behind may live on that very loop.
-                parent = run.parent
-                nested = off_loop or (parent is not None and not parent.is_flow)
-                if threading.get_ident() == loop.thread_id:
-                    self._start_async(run, group, nested)
-                else:
-                    with self._lock:
-                        self._children.add(run)
-                    loop.call_soon_threadsafe(self._start_async, run, group, nested)
+            if run.spec.is_async:
+                self._submit_async(run, off_loop)
             else:
                 with self._lock:
                     self._children.add(run)
                 self._submit_sync(run)
         except BaseException as exc:
             # A runner that cannot start or take the run: the run ends here, not never.
-            _crash_unstarted(run, exc)
+            run.never_started(f"Could not start the task run: {type(exc).__name__}: {exc}")
             raise
 
-    def _start_async(self, run: TaskRun, group: Group, nested: bool = False) -> None:
-        # On the loop thread. Beyond MAX_ASYNC_IN_FLIGHT, runs wait in a backlog as plain
-        # objects (no task, no coroutine frame), so a huge map costs memory per run, not per task.
+    def _submit_async(self, run: TaskRun, off_loop: bool) -> None:
+        group: Group | LoopGroup | None = self._group
+        loop = self.loop
+        if off_loop or group is None or loop is None:
+            group, loop = self._loop_group_side()
+        run.loop = loop
+        # A child submitted by a running child skips the cap: the parent may wait on it, and a
+        # backlog behind a full house of waiting parents would never drain. Nor does one that
+        # the flow's loop thread is about to block on (off_loop): the runs it would wait behind
+        # may live on that very loop.
+        parent = run.parent
+        capped = not off_loop and (parent is None or parent.is_flow)
         with self._lock:
             self._children.add(run)
-            if self._async_running >= MAX_ASYNC_IN_FLIGHT and not nested:
+            if capped and self._async_running >= MAX_ASYNC_IN_FLIGHT:
+                run._backlogged = True
                 self._backlog.append(run)
                 return
             self._async_running += 1
+            self._slots.add(run)
+        self._start_in(group, loop, run)
+
+    def _start_in(self, group: Any, loop: Loop, run: TaskRun) -> None:
+        """Start ``run`` (holding a slot) in ``group``: on the loop thread at once, else soon,
+        in the submitter's context."""
+        if isinstance(group, LoopGroup):
+            group.start_soon(self._start_here, group.group, run)
+        elif loop.on_loop_thread():
+            self._start_here(group, run)
+        else:
+            loop.call_soon_in(contextvars.copy_context(), self._start_here, group, run)
+
+    def _start_here(self, group: Any, run: TaskRun) -> None:
+        # On the loop thread. Whatever goes wrong, the run ends here rather than stay Pending:
+        # a group that takes no more children (it is shutting down) cancels it, anything else
+        # crashes it.
         try:
-            spawn_run(group, run)
+            group.start(drive_async, run)
+        except RuntimeError:
+            run.never_started()
         except BaseException as exc:
-            with self._lock:
-                self._async_running -= 1
-            if isinstance(exc, RuntimeError):  # the group is shutting down
-                finish_cancelled(run)
-            else:  # whatever it was, the run ends here rather than stay Pending
-                _crash_unstarted(run, exc)
+            run.never_started(f"Could not start the task run: {type(exc).__name__}: {exc}")
             if not isinstance(exc, Exception):
                 raise
 
-    def async_child_ended(self, run: TaskRun, group_cancelled: bool) -> None:
-        """Called on the loop thread when a spawned async child's task ends, its run finished
-        (and its waiters released): the bookkeeping of :meth:`child_done` and of the in-flight
-        cap, in one critical section.
-
-        A child cancelled by its host means the whole group is being cancelled (that is the only
-        way a child receives an outside cancellation): the backlog is cancelled, not started.
-        """
-        failed = not run.completed_value()[0]
-        idle: list[Callable[[], None]] = []
-        with self._lock:
-            self._children.discard(run)
-            if failed:
-                self._failed_children += 1
-            following = self._backlog.popleft() if self._backlog and not group_cancelled else None
-            if following is None:
-                self._async_running -= 1
-            drain = group_cancelled and bool(self._backlog)
-            if not self._children and not self._lingering and self._idle:
-                idle, self._idle = self._idle, []
-        for callback in idle:
-            callback()
-        if following is not None:  # it takes over the slot this run held
-            loop = following.loop
-            assert loop is not None
-            if threading.get_ident() == loop.thread_id:
-                self._spawn_in_slot(following)
-            else:  # it lives on the other loop (the flow's own, or the runtime's)
-                loop.call_soon_threadsafe(self._spawn_in_slot, following)
-        elif drain:
-            self.cancel_children(self._stop_reason or "its flow run was cancelled")
-
-    def _spawn_in_slot(self, run: TaskRun) -> None:
-        # On ``run``'s loop thread: start a backlog run in a slot already counted for it.
-        group = self._group if run.loop is self.loop else self._loop_group
-        try:
-            if group is None:
-                raise RuntimeError("the flow run's task group is closed")
-            spawn_run(group, run)
-        except Exception:  # the group is shutting down
-            with self._lock:
-                self._async_running -= 1
-            finish_cancelled(run)
-
-    def reap_unstarted(self) -> None:
-        """After the flow's own task group has exited: end the children whose task the group
-        cancelled before its first step (asyncio never runs such a coroutine at all)."""
-        loop = self.loop
-        with self._lock:
-            stranded = [r for r in self._children if r.loop is loop and not r.done()]
-            self._async_running -= len(stranded)
-        for run in stranded:
-            finish_cancelled(run)
-
-    def _loop_group_side(self) -> tuple[Group, Loop]:
+    def _loop_group_side(self) -> tuple[LoopGroup, Loop]:
         # A sync flow's async children (and those an async flow must block on) live in a group
         # on the runtime loop, opened on demand.
         with self._lock:
             if self._loop_group is None:
                 self._loop_group = LoopGroup()
-        return self._loop_group, self._loop_group.loop  # type: ignore[return-value]
+            group = self._loop_group
+        return group, group.loop
 
     def _runner_for_submit(self) -> TaskRunner:
         runner = self._runner
         if runner is None:
             with self._lock:
                 if self._runner is None:
-                    template = self.flow.task_runner
+                    template = self.spec.task_runner
                     fresh = template.duplicate() if template is not None else ThreadPoolTaskRunner()
                     fresh.start()
                     self._runner = fresh
@@ -272,44 +351,78 @@ class FlowRun(Actor):
         if run.wait_for is None and not has_futures(run.args, run.kwargs):
             runner.submit(run)
             return
+        # Held back until its upstream runs are done, so that it never occupies a worker thread
+        # while it waits.
         upstream: list[tuple[TaskRun, bool]] = []
         if run.wait_for is not None:
             collect(run.wait_for, upstream)
         collect(run.args, upstream)
         collect(run.kwargs, upstream)
-        waiting = [r for r, _ in upstream if not r.done()]
-        if not waiting:
-            runner.submit(run)
-            return
-        # Hold the run back until its upstream runs are done, so that it never occupies a
-        # worker thread while it waits.
-        remaining = [len(waiting)]
-        lock = threading.Lock()
 
-        def one_done() -> None:
-            with lock:
-                remaining[0] -= 1
-                ready = remaining[0] == 0
-            if ready:
-                try:
-                    runner.submit(run)
-                except BaseException as exc:
-                    _crash_unstarted(run, exc)
+        def ready() -> None:
+            try:
+                runner.submit(run)
+            except BaseException as exc:
+                run.never_started(f"Could not start the task run: {type(exc).__name__}: {exc}")
 
-        for upstream_run in waiting:
-            upstream_run.add_done_callback(one_done)
+        from ._actor import when_all_done
 
-    def child_done(self, run: TaskRun) -> None:
+        when_all_done([r for r, _ in upstream], ready)
+
+    def child_ended(self, run: Any, host_cancelled: bool) -> None:
+        """A child's driver is done, or it never started (the one completion path)."""
         failed = not run.completed_value()[0]
+        idle: list[Callable[[], None]] = []
+        following: TaskRun | None = None
         with self._lock:
+            if run not in self._children:
+                return  # abandoned earlier: already accounted for
             self._children.discard(run)
             if failed:
                 self._failed_children += 1
-            if self._children or self._lingering or not self._idle:
-                return
-            idle, self._idle = self._idle, []
+            if run in self._slots:
+                self._slots.discard(run)
+                # A child cancelled by its host means the whole group is being cancelled: the
+                # backlog is cancelled, not started.
+                if self._backlog and not host_cancelled:
+                    following = self._backlog.popleft()
+                    following._backlogged = False
+                    self._slots.add(following)  # it takes over this run's slot
+                else:
+                    self._async_running -= 1
+            drain = host_cancelled and bool(self._backlog)
+            if not self._children and not self._lingering and self._idle:
+                idle, self._idle = self._idle, []
         for callback in idle:
             callback()
+        if following is not None:
+            loop = following.loop
+            assert loop is not None
+            group = self._group if loop is self.loop else self._loop_group
+            if group is None:
+                following.never_started()
+            else:
+                self._start_in(group, loop, following)
+        elif drain:
+            self.cancel_children(self._stop_reason or "its flow run was cancelled")
+
+    def promote(self, run: Any) -> None:
+        """Start a backlogged ``run`` now, beyond the cap: someone waits for it, perhaps from
+        behind the very runs that hold the slots."""
+        with self._lock:
+            if not run._backlogged:
+                return
+            run._backlogged = False
+            self._backlog.remove(run)
+            self._async_running += 1
+            self._slots.add(run)
+        loop = run.loop
+        assert loop is not None
+        group = self._group if loop is self.loop else self._loop_group
+        if group is None:
+            run.never_started()
+        else:
+            self._start_in(group, loop, run)
 
     def hold_open(self) -> Callable[[], None]:
         """Keep the flow run from ending until the returned function is called: for a sync body
@@ -336,21 +449,46 @@ class FlowRun(Actor):
             self._idle.append(callback)
             return True
 
-    def begin_attempt(self) -> None:
-        """A new attempt (first run or flow retry): children may be submitted again."""
-        with self._lock:
-            self._stop_reason = None
-
     def cancel_children(self, reason: str) -> None:
         with self._lock:
             self._stop_reason = reason
             children = list(self._children)
             backlog = list(self._backlog)
             self._backlog.clear()
+            for run in backlog:
+                run._backlogged = False
         for child in children:
             child.send(Cancel(reason))
         for run in backlog:
-            finish_cancelled(run)
+            run.never_started()
+
+    def interrupt_children(self, reason: str) -> None:
+        """The flow was interrupted (Ctrl-C, SIGTERM): cancel the children, and abandon those
+        running sync bodies, which cannot be interrupted; they end Crashed now, the flow does
+        not wait for them, and whatever they do later is dropped."""
+        self._interrupted = True
+        self.cancel_children(reason)
+        with self._lock:
+            children = list(self._children)
+        message = f"Execution was aborted: {reason}; its body was left running"
+        abandoned = [c for c in children if c.abandon(CRASHED, message, None)]
+        if abandoned:
+            for child in abandoned:
+                self.child_ended(child, False)
+            logger.warning(
+                "%s: %d task run(s) with sync bodies still running were abandoned (Crashed)",
+                self.label(),
+                len(abandoned),
+            )
+
+    def _reap_unstarted(self) -> None:
+        """After the flow's own task group has exited: end the children whose task the group
+        cancelled before their first step (asyncio never runs such a coroutine at all)."""
+        loop = self.loop
+        with self._lock:
+            stranded = [r for r in self._children if r.loop is loop and not r.done()]
+        for run in stranded:
+            run.never_started()
 
     def join_sync(self) -> None:
         event = threading.Event()
@@ -364,19 +502,26 @@ class FlowRun(Actor):
         if self._on_idle(lambda: loop.call_soon(event.set)):
             await event.wait()
 
-    def holds_resources(self) -> bool:
-        return self._runner is not None or self._loop_group is not None
+    def _release(self) -> None:
+        """After an attempt's children are all done: release the runner and the loop group
+        (a retry that submits again starts new ones)."""
+        with self._lock:
+            loop_group, self._loop_group = self._loop_group, None
+            runner, self._runner = self._runner, None
+        if loop_group is not None:
+            loop_group.close()
+        if runner is not None:
+            # Interrupted: bodies abandoned on the runner's threads are not waited for.
+            runner.shutdown(wait=not self._interrupted)
 
-    def close(self) -> None:
-        """After the last child: release the runner and the loop group."""
+    def end_in(self, kind: Any, message: str | None = None, data: Any = None) -> None:
+        self._closed = True  # its hooks run next: they cannot submit task runs
+        Actor.end_in(self, kind, message, data)
+
+    def driver_done(self, host_cancelled: bool = False) -> None:
         self._closed = True
-        if self._loop_group is not None:
-            self._loop_group.close()
-            self._loop_group = None
-        if self._runner is not None:
-            self._runner.shutdown()
-            self._runner = None
-        if self._failed_children and self.done() and self.state.is_completed():
+        Actor.driver_done(self, host_cancelled)
+        if self._failed_children and self.state.is_completed():
             logger.warning(
                 "%s is Completed, but %d task run(s) it submitted did not complete. As in "
                 "Prefect, a flow's state follows its return value: return those futures (or "
@@ -385,20 +530,7 @@ class FlowRun(Actor):
                 self._failed_children,
             )
 
-    def interrupted(self, exc: BaseException) -> None:
-        kind = self._kind
-        if self.done() or (kind is not None and kind.final):
-            return
-        from ._task_run import _is_cancellation
-
-        if _is_cancellation(exc):
-            message = self._stop_reason or "Flow run was cancelled"
-            self.transition(CANCELLED, message, CancelledRun(message))
-        else:
-            message = crash_message(exc)
-            self.transition(CRASHED, message, CrashedRun(message))
-
-    def statistics(self) -> Any:
+    def statistics(self) -> SupervisorStatistics:  # type: ignore[override]  # richer for flows
         base = super().statistics()
         return SupervisorStatistics(
             state=base.state,
@@ -406,17 +538,3 @@ class FlowRun(Actor):
             children_in_flight=len(self._children),
             children_failed=self._failed_children,
         )
-
-
-def _crash_unstarted(run: TaskRun, exc: BaseException) -> None:
-    if not run.done():
-        message = f"Could not start the task run: {type(exc).__name__}: {exc}"
-        run.transition(CRASHED, message, CrashedRun(message))
-
-
-@attrs.frozen
-class SupervisorStatistics:
-    state: str
-    transitions: int
-    children_in_flight: int
-    children_failed: int

@@ -93,7 +93,7 @@ class TaskFuture(Generic[R]):
         return run.state.result()  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
-        return f"TaskFuture({self._run.name!r}, state={self._run.state_kind_name()})"
+        return f"TaskFuture({self._run.name!r}, state={self._run.state_name()})"
 
 
 class TaskFutureList(list[TaskFuture[R]]):
@@ -117,11 +117,17 @@ class DoneAndNotDoneFutures(NamedTuple, Generic[R]):
     not_done: set[TaskFuture[R]]
 
 
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"timeout must be a non-negative number of seconds or None, got {timeout}")
+
+
 def wait(
     futures: Iterable[TaskFuture[R]], timeout: float | None = None
 ) -> DoneAndNotDoneFutures[R]:
     """Wait for every future, or until ``timeout``; returns ``(done, not_done)``, never raises
     on timeout."""
+    _check_timeout(timeout)
     futures = list(futures)
     deadline = None if timeout is None else time.monotonic() + timeout
     for future in futures:
@@ -137,42 +143,81 @@ def as_completed(
 ) -> Iterator[TaskFuture[R]]:
     """Yield futures as they finish. Raises :class:`TimeoutError` naming how many are left when
     ``timeout`` passes first."""
+    _check_timeout(timeout)
     pending = set(futures)
     total = len(pending)
     if not pending:
         return
-    for future in pending:
-        run = future._run
-        if not run.done() and run.loop is not None and run.loop.on_loop_thread():
-            raise BlockingWaitOnEventLoop(
-                f"{run.label()} runs on this thread's event loop, so as_completed() here would "
-                "deadlock: await the futures (for example with asyncio.as_completed or an anyio "
-                "task group) in async code."
-            )
+    from . import _suspend
+
+    suspend = _suspend.suspendable()
+    if not suspend:
+        for future in pending:
+            run = future._run
+            if not run.done() and run.loop is not None and run.loop.on_loop_thread():
+                raise BlockingWaitOnEventLoop(
+                    f"{run.label()} runs on this thread's event loop, so as_completed() here "
+                    "would deadlock: await the futures (for example with asyncio.as_completed "
+                    "or an anyio task group) in async code."
+                )
     finished: list[TaskFuture[R]] = []
-    cond = threading.Condition()
-
-    def on_done(future: TaskFuture[R]) -> None:
-        with cond:
-            finished.append(future)
-            cond.notify()
-
+    arrived = _Arrivals(suspend)
     for future in pending:
-        future.add_done_callback(on_done)
+        future.add_done_callback(lambda f: arrived.post(finished, f))
     deadline = None if timeout is None else time.monotonic() + timeout
-    from ._pool import blocking_region
-
     while pending:
-        with cond:
-            while not finished:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError(
-                        f"{len(pending)} (of {total}) futures unfinished after {timeout} seconds"
-                    )
-                with blocking_region():
-                    cond.wait(remaining)
-            batch, finished[:] = list(finished), []
+        remaining = None if deadline is None else deadline - time.monotonic()
+        batch = arrived.take(finished, remaining)
+        if not batch:
+            raise TimeoutError(f"{len(pending)} (of {total}) futures unfinished")
         for future in batch:
             pending.discard(future)
             yield future
+
+
+class _Arrivals:
+    """Hands futures finished on any thread to ``as_completed``'s consumer, which blocks (or,
+    inside an async flow's body, suspends) until one arrives."""
+
+    def __init__(self, suspend: bool) -> None:
+        self._cond = threading.Condition()
+        self._event: Any = None
+        self._loop: Any = None
+        if suspend:
+            from ._spawn import current_loop
+
+            self._loop = current_loop()
+
+    def post(self, finished: list[Any], future: Any) -> None:
+        with self._cond:
+            finished.append(future)
+            self._cond.notify()
+            event = self._event
+        if event is not None:
+            self._loop.call_soon(event.set)
+
+    def take(self, finished: list[Any], timeout: float | None) -> list[Any]:
+        """Everything finished so far, waiting for at least one (``[]`` at the timeout)."""
+        with self._cond:
+            if not finished and self._loop is None:
+                from ._pool import blocking_region
+
+                with blocking_region():
+                    self._cond.wait_for(lambda: bool(finished), timeout)
+            elif not finished:
+                self._event = self._loop.new_event()
+        if self._event is not None:
+            from ._suspend import await_here
+
+            await_here(_wait_event(self._event, timeout))
+            self._event = None
+        with self._cond:
+            batch, finished[:] = list(finished), []
+        return batch
+
+
+async def _wait_event(event: Any, seconds: float | None) -> None:
+    import anyio
+
+    with anyio.move_on_after(seconds):
+        await event.wait()

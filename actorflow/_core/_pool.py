@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-import os
 import threading
 import weakref
 from collections import deque
@@ -28,7 +27,8 @@ import attrs
 
 _local = threading.local()
 logger = logging.getLogger("actorflow")
-# In a forked child none of the parent's threads exist: every cache and pool starts afresh.
+# Every cache and pool, weakly, so that the runtime's fork hook can make them forget the threads
+# of the parent (see forget_threads_after_fork).
 _caches: weakref.WeakSet[ThreadCache] = weakref.WeakSet()
 _pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 
@@ -73,10 +73,10 @@ class ThreadCache:
         self.idle_timeout = idle_timeout
         self._name = name
         self._counter = 0
-        self._forget_threads()
+        self.forget_threads()
         _caches.add(self)
 
-    def _forget_threads(self) -> None:
+    def forget_threads(self) -> None:
         # Also the state of a forked child, where none of the parent's threads exist.
         self._lock = threading.Lock()
         self._parked: list[_Parked] = []
@@ -129,32 +129,22 @@ class ThreadCache:
             loop = parked.loop
 
 
-_cache = ThreadCache()
-
-
-def _forget_threads_after_fork() -> None:
+def forget_threads_after_fork() -> None:
+    """In a forked child, where none of the parent's threads exist: every cache and pool
+    starts afresh (called by the runtime's fork hook)."""
     for cache in list(_caches):
-        cache._forget_threads()
+        cache.forget_threads()
     for pool in list(_pools):
-        pool._forget_threads()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_threads_after_fork)
-
-
-def thread_cache() -> ThreadCache:
-    """The process-wide cache of worker threads."""
-    return _cache
+        pool.forget_threads()
 
 
 @final
 class WorkerPool:
     """Runs ``fn(*args)`` work items on at most ``max_workers`` busy threads.
 
-    The threads come from ``threads`` (the process-wide :class:`ThreadCache` by default) while
-    there is work queued, and go back to it when there is none. :meth:`shutdown` waits for the
-    queued and running work to finish.
+    The threads come from ``threads`` (the runtime's shared :class:`ThreadCache` by default)
+    while there is work queued, and go back to it when there is none. :meth:`shutdown` waits for
+    the queued and running work to finish.
     """
 
     def __init__(
@@ -169,13 +159,18 @@ class WorkerPool:
         self.max_workers = max_workers
         self._name = name
         if threads is None:
-            threads = _cache if idle_timeout is None else ThreadCache(idle_timeout, name)
+            if idle_timeout is None:
+                from ._runtime import runtime  # the runtime owns the shared threads
+
+                threads = runtime.threads
+            else:
+                threads = ThreadCache(idle_timeout, name)
         self._threads = threads
         self._closed = False
-        self._forget_threads()
+        self.forget_threads()
         _pools.add(self)
 
-    def _forget_threads(self) -> None:
+    def forget_threads(self) -> None:
         # Also the state of a forked child: the parent's workers, and its queued work, are not
         # this process's.
         self._cond = threading.Condition(threading.Lock())

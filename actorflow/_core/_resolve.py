@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 import attrs
 
-from ._exceptions import MappingLengthMismatch, MappingMissingIterable
+from ._exceptions import MappingLengthMismatch, MappingMissingIterable, UpstreamTaskError
 from ._futures import TaskFuture, TaskFutureList
+from ._states import NOT_READY
 
 if TYPE_CHECKING:
     from ._task_run import TaskRun
@@ -139,6 +140,39 @@ def substitute(value: Any, allowed: bool = False) -> Any:
             return value
         return attrs.evolve(value, **changes)
     return value
+
+
+def resolve_inputs(
+    actor: Any, args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Any
+) -> Generator[tuple[Any, ...], Any, tuple[tuple[Any, ...], dict[str, Any]] | None]:
+    """Wait for the runs whose futures are in ``args``, ``kwargs`` and ``wait_for``, then put
+    their results in place of the futures; for task and flow engines alike.
+
+    Returns the resolved ``(args, kwargs)``, or ``None`` when an upstream run did not complete
+    (outside ``allow_failure``): ``actor`` is then NotReady, and its waiters are released.
+    """
+    from ._drive import UPSTREAM
+
+    data: list[tuple[TaskRun, bool]] = []
+    collect(args, data)
+    collect(kwargs, data)
+    ordering: list[tuple[TaskRun, bool]] = []
+    if wait_for is not None:
+        collect(wait_for, ordering)
+    if data or ordering:
+        if not actor.is_flow:
+            actor.upstream = [upstream.id for upstream, _ in data]
+        yield (UPSTREAM, [upstream for upstream, _ in data + ordering])
+    try:
+        for upstream, allowed in ordering:
+            if not allowed and not upstream.state.is_completed():
+                raise NotReadyError(upstream)
+        return substitute(args), substitute(kwargs)
+    except NotReadyError as exc:
+        message = f"Upstream task run '{exc.upstream.id}' did not reach a 'COMPLETED' state."
+        actor.transition(NOT_READY, message, UpstreamTaskError(message))
+        actor.settle(actor.state)
+        return None
 
 
 def has_futures(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:

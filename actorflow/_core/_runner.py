@@ -10,17 +10,14 @@ A runner given to ``@flow(task_runner=...)`` is a template: each flow run works 
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+from ._drive import drive_queued
 from ._pool import WorkerPool
-from ._task_run import drive_sync, finish_cancelled
 
 if TYPE_CHECKING:
     from ._task_run import TaskRun
-
-logger = logging.getLogger("actorflow.task_runners")
 
 
 class TaskRunner:
@@ -39,8 +36,9 @@ class TaskRunner:
         """Drive ``run`` (whose body is sync) to a final state, eventually and elsewhere."""
         raise NotImplementedError
 
-    def shutdown(self) -> None:
-        """Release resources once every run submitted has finished."""
+    def shutdown(self, wait: bool = True) -> None:
+        """Release resources once every run submitted has finished; without ``wait`` (its flow
+        run was interrupted), do not wait for bodies still running."""
 
     def __enter__(self) -> TaskRunner:
         self.start()
@@ -54,18 +52,6 @@ def _default_workers() -> int:
     # Task bodies are mostly I/O-bound, and threads start only when work is queued and exit when
     # idle: a generous bound costs nothing until it is used.
     return max(32, (os.cpu_count() or 1) * 4)
-
-
-def drive_queued(run: TaskRun) -> None:
-    """The work item for one queued sync run, as a pool thread executes it."""
-    if run.pending_cancel() is not None:
-        finish_cancelled(run)
-        return
-    try:
-        drive_sync(run)
-    except BaseException:
-        # The run already recorded Crashed/Cancelled; a worker thread has nobody to raise to.
-        logger.debug("%s was interrupted on its worker thread", run.label(), exc_info=True)
 
 
 class ThreadPoolTaskRunner(TaskRunner):
@@ -89,7 +75,9 @@ class ThreadPoolTaskRunner(TaskRunner):
     def start(self) -> None:
         if self._pool is not None:
             raise RuntimeError("This task runner is already started")
-        self._pool = WorkerPool(self.max_workers, name="actorflow-task")
+        from ._runtime import runtime
+
+        self._pool = runtime.new_pool(self.max_workers, "actorflow-task")
 
     @property
     def pool(self) -> WorkerPool:
@@ -100,9 +88,9 @@ class ThreadPoolTaskRunner(TaskRunner):
     def submit(self, run: TaskRun) -> None:
         self.pool.submit(drive_queued, run)
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait: bool = True) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown(wait=wait)
 
     def __repr__(self) -> str:
         return f"ThreadPoolTaskRunner(max_workers={self.max_workers})"

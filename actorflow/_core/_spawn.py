@@ -1,9 +1,14 @@
-"""The per-task seam onto each backend's own primitives.
+"""The seam onto each event loop's own primitives: one :class:`Loop` object per running loop.
 
-anyio serves everything that is not per task; spawning a run, waking a waiter from another
-thread and cancelling one run go straight to ``asyncio.TaskGroup`` / trio nurseries here, because
-anyio's per-task wrapping costs about four times the native primitives (see docs/design.md).
-Everything in this module is chosen once per event loop, never per call site.
+anyio serves everything that is not per task; what is per task goes straight to the backend's
+own primitives here, because anyio's per-task wrapping costs about four times them (see
+``docs/design.md``): spawning a run into a native task group (``asyncio.TaskGroup`` or a trio
+nursery), the handle that cancels one run (its asyncio Task, or a trio CancelScope of its own),
+telling a run's own cancellation from its host's, and waking a waiter from another thread.
+
+Everything backend-specific lives in this module; the rest of the core sees a :class:`Loop`. A
+loop's object is made once and kept in a per-loop slot (a trio ``RunVar``, or a weak mapping
+keyed by the asyncio loop), so asking for the current one costs a lookup, not an allocation.
 """
 
 from __future__ import annotations
@@ -11,21 +16,17 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol, final
+from typing import TYPE_CHECKING, Any, Protocol, final
 
-import attrs
+if TYPE_CHECKING:
+    from ._actor import Actor
 
+__all__ = ["Event", "Group", "Loop", "current_backend", "current_loop", "is_cancellation"]
 
-class Group(Protocol):
-    """What a supervisor needs from a task group: spawn a child it owns.
-
-    Cancelling a group is done the structured way: by cancelling the scope around it, which makes
-    the native group cancel every child on exit.
-    """
-
-    def spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> Any:
-        """Start ``fn(*args)`` as a child task of the group."""
+#: A driver of one run: the coroutine function a spawned run's task runs.
+Driver = Callable[["Actor", "Loop"], Coroutine[Any, Any, Any]]
 
 
 class Event(Protocol):
@@ -34,30 +35,58 @@ class Event(Protocol):
     async def wait(self) -> Any: ...
 
 
+class Group(Protocol):
+    """A native task group that a supervisor owns; its exit waits for every child."""
+
+    def start(self, driver: Driver, run: Actor) -> None:
+        """Start ``driver(run, loop)`` as a child task (on the group's loop thread)."""
+
+
+def _trio() -> Any:
+    """trio, if it is loaded and complete (never imported here: it costs 100 ms)."""
+    trio = sys.modules.get("trio")
+    # A trio that another thread is still importing has no ``lowlevel`` yet, and cannot be
+    # running in this thread.
+    return trio if getattr(trio, "lowlevel", None) is not None else None
+
+
+# ``asyncio._get_running_loop()`` (not ``get_running_loop()``): the C function that returns None
+# instead of raising, as cheap as a lookup; asyncio itself and anyio rely on it.
+_running_asyncio = asyncio._get_running_loop
+
+
 def current_backend() -> str | None:
     """``"asyncio"``, ``"trio"`` or ``None`` when no event loop runs in this thread."""
-    try:
-        asyncio.get_running_loop()
+    if _running_asyncio() is not None:
         return "asyncio"
-    except RuntimeError:
-        pass
-    # No import here (trio costs 100 ms): only a loaded trio can be running. A trio that another
-    # thread is still importing has no ``lowlevel`` yet, and cannot be running in this thread.
-    lowlevel = getattr(sys.modules.get("trio"), "lowlevel", None)
-    if lowlevel is not None and lowlevel.in_trio_run():
+    trio = _trio()
+    if trio is not None and trio.lowlevel.in_trio_run():
         return "trio"
     return None
 
 
-@final
-@attrs.define(eq=False)
+def is_cancellation(exc: BaseException) -> bool:
+    """Whether ``exc`` is an event loop's cancellation (or a group made only of them)."""
+    if isinstance(exc, asyncio.CancelledError):
+        return True
+    trio = _trio()
+    if trio is not None and isinstance(exc, trio.Cancelled):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return all(is_cancellation(inner) for inner in exc.exceptions)
+    return False
+
+
 class Loop:
     """A handle on one running event loop, usable from any thread."""
 
+    __slots__ = ("__weakref__", "_call_soon_threadsafe", "backend", "thread_id")
+
     backend: str
-    thread_id: int
-    _call_soon_threadsafe: Callable[..., Any]
-    _native: Any
+
+    def __init__(self, call_soon_threadsafe: Callable[..., Any]) -> None:
+        self.thread_id = threading.get_ident()
+        self._call_soon_threadsafe = call_soon_threadsafe
 
     def on_loop_thread(self) -> bool:
         return threading.get_ident() == self.thread_id
@@ -72,90 +101,174 @@ class Loop:
     def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
         self._call_soon_threadsafe(fn, *args)
 
-    def call_soon_threadsafe_in(self, context: Any, fn: Callable[..., Any], *args: Any) -> None:
-        """Like :meth:`call_soon_threadsafe`, running ``fn`` in ``context``."""
+    def call_soon_in(self, context: Any, fn: Callable[..., Any], *args: Any) -> None:
+        """Like :meth:`call_soon_threadsafe`, running ``fn`` in the contextvars ``context``."""
         self._call_soon_threadsafe(context.run, fn, *args)
 
+    # -- what each backend provides -----------------------------------------------------------
     def new_event(self) -> Event:
-        if self.backend == "asyncio":
-            return asyncio.Event()
-        import trio
+        raise NotImplementedError
 
-        return trio.Event()
+    def open_group(self) -> Any:
+        """``async with loop.open_group() as group``: a native task group."""
+        raise NotImplementedError
 
-    def is_alive(self) -> bool:
-        if self.backend == "asyncio":
-            return not self._native.is_closed()
-        return True
+    def enter(self, run: Any) -> None:
+        """First thing in a spawned run's driver, on the loop: the run may now be cancelled."""
 
+    def cancel_run(self, run: Actor) -> None:
+        """On the loop thread: interrupt ``run``'s driver wherever it awaits."""
+        wake = run._wake
+        if wake is not None:
+            wake.cancel()
 
-def current_loop() -> Loop:
-    """The handle of the loop running in this thread; raises RuntimeError if there is none."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        return Loop("asyncio", threading.get_ident(), loop.call_soon_threadsafe, loop)
-    backend = current_backend()
-    if backend == "trio":
-        import trio
-
-        token = trio.lowlevel.current_trio_token()
-        return Loop("trio", threading.get_ident(), token.run_sync_soon, token)
-    raise RuntimeError("no event loop is running in this thread")
+    def absorbs_own_cancel(self, run: Any) -> bool:
+        """In a spawned driver that was cancelled: was it the run's own cancellation (a Cancel
+        message), which stops this run only? ``False``: its host cancelled the whole group."""
+        raise NotImplementedError
 
 
 @final
+class AsyncioLoop(Loop):
+    """Runs go into ``asyncio.TaskGroup``; a run's cancel handle is its Task."""
+
+    __slots__ = ()
+    backend = "asyncio"
+
+    def new_event(self) -> Event:
+        return asyncio.Event()
+
+    def enter(self, run: Any) -> None:
+        run._wake = asyncio.current_task()
+
+    def open_group(self) -> Any:
+        return _AsyncioGroupScope(self)
+
+    def absorbs_own_cancel(self, run: Any) -> bool:
+        # Swallow only the run's own cancellation: a cancelled host must still see its own.
+        task = run._wake
+        return run.pending_cancel() is not None and task is not None and task.uncancel() == 0
+
+
+@final
+class TrioLoop(Loop):
+    """Runs go into a trio nursery; a run's cancel handle is a CancelScope of its own (the only
+    way to cancel one trio task)."""
+
+    __slots__ = ()
+    backend = "trio"
+
+    def new_event(self) -> Event:
+        import trio
+
+        return trio.Event()  # type: ignore[no-any-return]  # trio's Event meets the protocol
+
+    def open_group(self) -> Any:
+        return _TrioGroupScope(self)
+
+    def absorbs_own_cancel(self, run: Any) -> bool:
+        # The run's own scope (see _TrioGroup.start) catches a cancellation it called itself.
+        scope = run._wake
+        return scope is not None and bool(scope.cancel_called)
+
+
+_asyncio_loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Loop] = (
+    weakref.WeakKeyDictionary()
+)
+_trio_slot: Any = None
+
+
+def current_loop() -> Loop:
+    """The :class:`Loop` of the event loop running in this thread; RuntimeError if none."""
+    native = _running_asyncio()
+    if native is not None:
+        try:
+            return _asyncio_loops[native]
+        except KeyError:
+            loop: Loop = AsyncioLoop(native.call_soon_threadsafe)
+            try:
+                _asyncio_loops[native] = loop
+            except TypeError:  # a loop class that cannot be weakly referenced: not cached
+                pass
+            return loop
+        except TypeError:
+            return AsyncioLoop(native.call_soon_threadsafe)
+    trio = _trio()
+    if trio is not None and trio.lowlevel.in_trio_run():
+        global _trio_slot
+        if _trio_slot is None:
+            _trio_slot = trio.lowlevel.RunVar("actorflow_loop")
+        try:
+            found: Loop = _trio_slot.get()
+            return found
+        except LookupError:
+            token = trio.lowlevel.current_trio_token()
+            loop = TrioLoop(token.run_sync_soon)
+            _trio_slot.set(loop)
+            return loop
+    raise RuntimeError("actorflow needs a running asyncio or trio event loop here")
+
+
+# -- native task groups ------------------------------------------------------------------------
+@final
 class _AsyncioGroup:
-    __slots__ = ("_tg",)
+    __slots__ = ("_loop", "_tg")
 
-    def __init__(self, tg: asyncio.TaskGroup) -> None:
+    def __init__(self, tg: asyncio.TaskGroup, loop: Loop) -> None:
         self._tg = tg
+        self._loop = loop
 
-    def spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> asyncio.Task[Any]:
-        return self._tg.create_task(fn(*args))
+    def start(self, driver: Driver, run: Actor) -> None:
+        # The run's cancel handle is set by its driver once it runs (see AsyncioLoop.enter):
+        # a task cancelled before its first step would never run its driver at all.
+        self._tg.create_task(driver(run, self._loop))
 
 
 @final
 class _TrioGroup:
-    __slots__ = ("_nursery",)
+    __slots__ = ("_loop", "_nursery")
 
-    def __init__(self, nursery: Any) -> None:
+    def __init__(self, nursery: Any, loop: Loop) -> None:
         self._nursery = nursery
+        self._loop = loop
 
-    def spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
-        self._nursery.start_soon(fn, *args)
+    def start(self, driver: Driver, run: Actor) -> None:
+        self._nursery.start_soon(_in_own_scope, driver, run, self._loop)
 
 
-class open_group:
-    """``async with open_group() as group``: the loop's native task group behind :class:`Group`."""
+async def _in_own_scope(driver: Driver, run: Actor, loop: Loop) -> None:
+    import trio
 
-    __slots__ = ("_backend", "_cm")
+    with trio.CancelScope() as scope:
+        run._wake = scope
+        await driver(run, loop)
 
-    def __init__(self) -> None:
-        self._backend = current_backend()
-        self._cm: Any = None
+
+class _AsyncioGroupScope:
+    __slots__ = ("_cm", "_loop")
+
+    def __init__(self, loop: Loop) -> None:
+        self._loop = loop
+        self._cm = asyncio.TaskGroup()
 
     async def __aenter__(self) -> Group:
-        if self._backend == "asyncio":
-            self._cm = asyncio.TaskGroup()
-            return _AsyncioGroup(await self._cm.__aenter__())
-        if self._backend == "trio":
-            import trio
+        return _AsyncioGroup(await self._cm.__aenter__(), self._loop)
 
-            self._cm = trio.open_nursery()
-            return _TrioGroup(await self._cm.__aenter__())
-        raise RuntimeError("actorflow needs a running asyncio or trio event loop here")
-
-    async def __aexit__(self, *exc_info: Any) -> bool | None:
-        return await self._cm.__aexit__(*exc_info)  # type: ignore[no-any-return]
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self._cm.__aexit__(*exc_info)
 
 
-def cancelled_exc_class() -> type[BaseException]:
-    """The exception the current backend delivers on cancellation."""
-    if current_backend() == "trio":
+class _TrioGroupScope:
+    __slots__ = ("_cm", "_loop")
+
+    def __init__(self, loop: Loop) -> None:
         import trio
 
-        return trio.Cancelled  # type: ignore[no-any-return]
-    return asyncio.CancelledError
+        self._loop = loop
+        self._cm = trio.open_nursery()
+
+    async def __aenter__(self) -> Group:
+        return _TrioGroup(await self._cm.__aenter__(), self._loop)
+
+    async def __aexit__(self, *exc_info: Any) -> bool:
+        return bool(await self._cm.__aexit__(*exc_info))

@@ -8,6 +8,7 @@ the per-transition cost on the hot path is one tuple and one table lookup.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
@@ -40,6 +41,9 @@ class StateType(enum.Enum):
     PAUSED = "PAUSED"
     CANCELLING = "CANCELLING"
 
+    def __repr__(self) -> str:
+        return f"StateType.{self.name}"
+
 
 FINAL_TYPES = frozenset(
     {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}
@@ -66,7 +70,8 @@ class StateKind:
         self.next_codes: frozenset[int] = frozenset()  # filled in from the table below
 
     def at(self, timestamp_ns: int, message: str | None = None, data: Any = None) -> State[Any]:
-        return State(self.type, self.name, timestamp_ns, message, data)
+        """This kind as the state of a run, at ``timestamp_ns``."""
+        return State(self.type, self.name, timestamp_ns, message, data, from_run=True)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, StateKind) and other.type is self.type and other.name == self.name
@@ -152,18 +157,33 @@ def check_transition(run_label: str, old: StateKind | None, new: StateKind) -> N
         )
 
 
+def _default_name(state: State[Any]) -> str:
+    return state.type.value.capitalize()
+
+
+def _now_ns() -> int:
+    import time
+
+    return time.time_ns()
+
+
 @attrs.frozen
 class State(Generic[R]):
     """An immutable snapshot of a run's state.
 
+    Built by users as in Prefect, ``State(type=StateType.FAILED, message="...", data=...)``
+    (its name defaults to the type's, its timestamp to now), or by runs from their history.
     ``data`` holds the result of a completed run or the exception of a failed one.
     """
 
     type: StateType
-    name: str
-    timestamp_ns: int
+    name: str = attrs.field(default=attrs.Factory(_default_name, takes_self=True))
+    timestamp_ns: int = attrs.field(factory=_now_ns)
     message: str | None = None
     data: Any = attrs.field(default=None, repr=False)
+    #: Whether a run recorded this state (as opposed to code that made it): a body that returns
+    #: a state it made ends in it; one that returns another run's state is judged by it.
+    from_run: bool = attrs.field(default=False, repr=False, eq=False, kw_only=True)
 
     @property
     def timestamp(self) -> datetime.datetime:
@@ -244,6 +264,8 @@ def _exception_for(state: State[Any]) -> BaseException:
     if state.type is StateType.CRASHED:
         return CrashedRun(state.message or "Run crashed.")
     data = state.data
+    if isinstance(data, State):  # a state derived from another run's: that run's exception
+        return data.result(raise_on_failure=False) if data.is_final() else _exception_for(data)
     if isinstance(data, (list, tuple, set)):
         # A state derived from several states: raise the first failure among them.
         for inner in data:
@@ -255,13 +277,14 @@ def _exception_for(state: State[Any]) -> BaseException:
     return FailedRun(state.message or "Run failed.")
 
 
-def _now_ns() -> int:
-    import time
+def raise_state_exception(state: State[Any]) -> None:
+    """Raise the exception of a failed, crashed or cancelled ``state``; do nothing for others."""
+    if state.is_failed() or state.is_crashed() or state.is_cancelled():
+        data = state.data
+        raise data if isinstance(data, BaseException) else _exception_for(state)
 
-    return time.time_ns()
 
-
-def _make(kind: StateKind):  # type: ignore[no-untyped-def]
+def _make(kind: StateKind) -> Callable[..., State[Any]]:
     def constructor(
         message: str | None = None, data: Any = None, *, name: str | None = None
     ) -> State[Any]:

@@ -43,16 +43,25 @@ def _cloudpickle() -> Any:
     return cloudpickle
 
 
+class _TaskName:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
 class RemoteRun:
     """Stands in for the run inside the worker, so that ``get_run_logger()`` works in a body."""
 
-    __slots__ = ("_int_id", "name")
+    __slots__ = ("_int_id", "name", "spec")
     is_flow = False
     parent = None
+    flow = None
 
-    def __init__(self, name: str, int_id: int) -> None:
+    def __init__(self, name: str, int_id: int, task_name: str) -> None:
         self.name = name
         self._int_id = int_id
+        self.spec = _TaskName(task_name)
 
     @property
     def id(self) -> uuid.UUID:
@@ -69,10 +78,10 @@ def run_body(fn_bytes: bytes, call_bytes: bytes) -> tuple[int, bytes]:
         if len(_functions) >= _MAX_FUNCTIONS:
             _functions.clear()
         fn = _functions[fn_bytes] = pickle.loads(fn_bytes)
-    args, kwargs, timeout, name, int_id = pickle.loads(call_bytes)
+    args, kwargs, timeout, name, int_id, task_name = pickle.loads(call_bytes)
     from actorflow._core._context import current_run
 
-    token = current_run.set(RemoteRun(name, int_id))  # type: ignore[arg-type]
+    token = current_run.set(RemoteRun(name, int_id, task_name))  # type: ignore[arg-type]
     try:
         if timeout is None:
             try:

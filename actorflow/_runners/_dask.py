@@ -169,7 +169,7 @@ class DaskTaskRunner(RemoteTaskRunner):
             self._threads.append(thread)
             thread.start()
 
-    def _close(self) -> None:
+    def _close(self, wait: bool) -> None:
         with self._flow:
             self._closing = True
             self._flow.notify_all()
@@ -189,7 +189,7 @@ class DaskTaskRunner(RemoteTaskRunner):
 
     # -- shipping bodies ------------------------------------------------------------------------
     def _ship(self, run: TaskRun, payload: Payload, done: Done) -> None:
-        key = f"{run.task.name}-{run.id.hex}-{run.run_count}"
+        key = f"{run.spec.name}-{run.id.hex}-{run.run_count}"
         with self._flow:
             if self._closing:
                 raise RuntimeError("the Dask task runner is shutting down")

@@ -174,13 +174,13 @@ class ProcessPoolTaskRunner(RemoteTaskRunner):
         share = -(-waiting // self.max_workers)
         return max(1, min(MAX_BATCH, by_time, share, waiting))
 
-    def _close(self) -> None:
+    def _close(self, wait: bool) -> None:
         with self._lock:
             executors = [*self._retired, *([self._executor] if self._executor else [])]
             self._executor = None
             self._retired = []
         for executor in executors:
-            executor.shutdown(wait=True)
+            executor.shutdown(wait=wait, cancel_futures=not wait)
 
     def __repr__(self) -> str:
         return f"ProcessPoolTaskRunner(max_workers={self.max_workers})"

@@ -24,16 +24,18 @@ from .._core import (
     CRASH,
     ERR,
     CrashedRun,
+    Stepper,
     TaskRun,
     TaskRunner,
     WorkerPool,
-    drive_callback,
+    runtime,
 )
 from ._body import BAD_CALL, dumps
 
 Done = Callable[[tuple[int, Any]], None]
 #: What a remote runner ships per run: the pickled function and the pickled
-#: ``(args, kwargs, timeout, run name, run id)``; both go to :func:`._body.run_body`.
+#: ``(args, kwargs, timeout, run name, run id, task name)``; both go to
+#: :func:`._body.run_body`.
 Payload = tuple[bytes, bytes]
 _MAX_FUNCTIONS = 512
 
@@ -59,7 +61,7 @@ class RemoteTaskRunner(TaskRunner):
     def start(self) -> None:
         if self._pool is not None:
             raise RuntimeError("This task runner is already started")
-        self._pool = WorkerPool(self.coordinator_threads, name=f"actorflow-{self.name}")
+        self._pool = runtime.new_pool(self.coordinator_threads, f"actorflow-{self.name}")
         try:
             self._open()
         except BaseException:
@@ -73,34 +75,35 @@ class RemoteTaskRunner(TaskRunner):
             raise RuntimeError("Task runner is not started")
         with self._cond:
             self._active += 1
-        if drive_callback(run, self._start_body, pool, self._ended) is None:
-            self._ended(None)
+        run.add_done_callback(self._ended)
+        Stepper.begin(run, self._start_body, pool)
 
-    def _ended(self, _stepper: Any) -> None:
+    def _ended(self) -> None:
         with self._cond:
             self._active -= 1
             if not self._active:
                 self._cond.notify_all()
 
-    def shutdown(self) -> None:
-        """Wait until every run's engine has finished (hooks included), then release."""
+    def shutdown(self, wait: bool = True) -> None:
+        """Wait until every run's engine has finished (hooks included), then release; without
+        ``wait`` (the flow was interrupted), release at once."""
         pool = self._pool
         if pool is None:
             return
-        with self._cond:
-            while self._active:
-                self._cond.wait()
+        if wait:
+            with self._cond:
+                while self._active:
+                    self._cond.wait()
         try:
-            self._close()
+            self._close(wait)
         finally:
             self._pool = None
             self._functions.clear()
-            pool.shutdown(wait=True)
+            pool.shutdown(wait=wait)
 
     # -- the body's round trip ------------------------------------------------------------------
-    def _start_body(
-        self, run: TaskRun, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], done: Done
-    ) -> None:
+    def _start_body(self, run: TaskRun, op: tuple[Any, ...], done: Done) -> None:
+        fn, args, kwargs = op[1], op[2], op[3]
         try:
             payload = self._payload(run, fn, args, kwargs)
         except _CannotShip as exc:
@@ -123,7 +126,7 @@ class RemoteTaskRunner(TaskRunner):
             except Exception as exc:
                 raise _CannotShip(
                     TypeError(
-                        f"The function of task {run.task.name!r} cannot be pickled, so "
+                        f"The function of task {run.spec.name!r} cannot be pickled, so "
                         f"{type(self).__name__} cannot send it to a worker: "
                         f"{type(exc).__name__}: {exc}"
                     )
@@ -131,7 +134,7 @@ class RemoteTaskRunner(TaskRunner):
             if len(self._functions) >= _MAX_FUNCTIONS:
                 self._functions.clear()
             self._functions[id(fn)] = (fn, fn_bytes)
-        call = (args, kwargs, run.task.timeout_seconds, run.name, run.id.int)
+        call = (args, kwargs, run.spec.timeout, run.name, run._int_id, run.spec.name)
         try:
             call_bytes = dumps_for_worker(call)
         except Exception:
@@ -142,7 +145,7 @@ class RemoteTaskRunner(TaskRunner):
         self, run: TaskRun, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> TypeError:
         try:
-            parameters = run.task.bind(args, kwargs, apply_defaults=False)
+            parameters = run.spec.bind(args, kwargs, False)
         except Exception:
             parameters = {**{f"#{i}": a for i, a in enumerate(args)}, **kwargs}
         for name, value in parameters.items():
@@ -183,7 +186,7 @@ class RemoteTaskRunner(TaskRunner):
     def _ship(self, run: TaskRun, payload: Payload, done: Done) -> None:
         raise NotImplementedError
 
-    def _close(self) -> None:
+    def _close(self, wait: bool) -> None:
         raise NotImplementedError
 
 

@@ -1,0 +1,94 @@
+"""Attempts, retries and hooks: the part of a run's life that tasks and flows share.
+
+:func:`attempts` runs the body until an attempt succeeds or fails with no retry left (a retry
+waits its delay in ``AwaitingRetry``, then runs ``Retrying``), records the end, and runs the
+hooks for it. What an outcome *means* differs between tasks and flows (a task persists its
+result; a flow waits for the futures it returned and derives its state from them), so each
+engine passes its own ``judge``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+import attrs
+
+from ._actor import logger
+from ._drive import CALL, SLEEP, Effect
+from ._retries import delay_for
+from ._specs import RunSpec
+from ._states import AWAITING_RETRY, RETRYING, RUNNING, State, StateKind
+
+__all__ = ["Verdict", "attempts", "run_hooks"]
+
+
+@attrs.frozen
+class Verdict:
+    """What one attempt's outcome means: the state it would end the run in, and whether a
+    retry may be made instead."""
+
+    kind: StateKind
+    message: str | None
+    data: Any
+    retryable: bool = False
+
+
+Judge = Callable[[tuple[int, Any]], Generator[Effect, Any, Verdict]]
+
+
+def attempts(run: Any, spec: RunSpec, invoke: Effect, judge: Judge) -> Generator[Effect, Any, None]:
+    """Run the body (``invoke``) until an attempt ends the run; record the end, run its hooks."""
+    while True:
+        run.run_count += 1
+        run.transition(RUNNING if run.run_count == 1 else RETRYING)
+        if spec.on_running:
+            yield from run_hooks(run, spec, spec.on_running)
+        verdict = yield from judge((yield invoke))
+        if (
+            verdict.retryable
+            and run.run_count <= spec.retries
+            and (yield from _should_retry(run, spec, verdict))
+        ):
+            seconds = delay_for(spec.retry_delay, spec.retries, run.run_count, spec.retry_jitter)
+            if seconds > 0:
+                run.transition(
+                    AWAITING_RETRY, f"Retrying in {seconds:g} seconds: {verdict.message}"
+                )
+                yield (SLEEP, seconds)
+            continue
+        run.end_in(verdict.kind, verdict.message, verdict.data)
+        hooks = spec.hooks_for(verdict.kind.type)
+        if hooks:
+            yield from run_hooks(run, spec, hooks)
+        return
+
+
+def _should_retry(run: Any, spec: RunSpec, verdict: Verdict) -> Generator[Effect, Any, bool]:
+    condition = spec.retry_condition
+    if condition is None:
+        return True
+    state = verdict.kind.at(0, verdict.message, verdict.data)
+    try:
+        return bool((yield (CALL, condition, (spec.owner, run, state))))
+    except Exception:
+        logger.exception("retry_condition_fn of %s raised; not retrying", run.label())
+        return False
+
+
+def run_hooks(
+    run: Any, spec: RunSpec, hooks: tuple[Callable[..., Any], ...]
+) -> Generator[Effect, Any, None]:
+    """Call each hook with ``(task or flow, run, state)``; one that raises is reported, and the
+    run's state stands."""
+    state: State[Any] = run.state
+    for hook in hooks:
+        try:
+            yield (CALL, hook, (spec.owner, run, state))
+        except Exception:
+            logger.exception(
+                "hook %r of %s raised; the run's state stays %s",
+                getattr(hook, "__name__", hook),
+                run.label(),
+                state.name,
+            )

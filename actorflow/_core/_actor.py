@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from . import _pool
+from . import _pool, _runtime, _suspend
 from ._exceptions import (
     BlockingWaitOnEventLoop,
     CancelledRun,
@@ -31,7 +31,7 @@ from ._exceptions import (
     FlowDeadlineInterrupt,
 )
 from ._records import TransitionEvent, observers
-from ._runtime import new_id, runtime
+from ._runtime import runtime
 from ._spawn import Loop, current_loop, is_cancellation
 from ._states import (
     CANCELLED,
@@ -102,6 +102,7 @@ class Actor:
         "_held",
         "_history",
         "_hold",
+        "_holds_slot",
         "_in_body",
         "_int_id",
         "_kind",
@@ -117,7 +118,7 @@ class Actor:
     def __init__(self, parent: Actor | None, initial: StateKind | None = None) -> None:
         """Subclasses set their own attributes first: the ``initial`` state is recorded (and
         observed) last, when the run can already name itself."""
-        self._int_id = new_id()
+        self._int_id = _runtime._prefix | next(_runtime._counter)  # as new_id(), inline
         self.parent = parent
         self._final: State[Any] | object | None = None  # _LAST: the last history entry
         self._hold = False
@@ -130,8 +131,9 @@ class Actor:
         #: Whether a sync body is running on a thread (see :meth:`abandon`).
         self._in_body = False
         self._abandoned = False
-        #: Whether its supervisor holds it back (see FlowRun's in-flight cap).
+        #: Whether its supervisor holds it back, or counts it in, its cap on async children.
         self._backlogged = False
+        self._holds_slot = False
         #: The event loop that drives this run when it runs async code, else None.
         self.loop: Loop | None = None
         #: The supervisor of this run as a submitted child, told when its driver is done.
@@ -343,8 +345,6 @@ class Actor:
         if self._final is not None:
             return True
         self.waited_on()
-        from . import _suspend
-
         if _suspend.suspendable():
             return _suspend.wait_for_runs([self], timeout)
         loop = self.loop

@@ -10,55 +10,54 @@ engine passes its own ``judge``.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import Any
-
-import attrs
+from typing import Any, cast
 
 from ._actor import logger
 from ._drive import CALL, SLEEP, Effect
 from ._retries import delay_for
 from ._specs import RunSpec
-from ._states import AWAITING_RETRY, RETRYING, RUNNING, State, StateKind
+from ._states import AWAITING_RETRY, COMPLETED, RETRYING, RUNNING, State, StateKind
 
 __all__ = ["Verdict", "attempts", "run_hooks"]
 
 
-@attrs.frozen
-class Verdict:
-    """What one attempt's outcome means: the state it would end the run in, and whether a
-    retry may be made instead."""
-
-    kind: StateKind
-    message: str | None
-    data: Any
-    retryable: bool = False
+#: What one attempt's outcome means: ``(kind, message, data, retryable)``, the state it would
+#: end the run in and whether a retry may be made instead. A plain tuple: one is made per run.
+Verdict = tuple[StateKind, "str | None", Any, bool]
+#: ``judge(run, outcome, context)``: a Verdict, or a generator of effects that returns one (when
+#: reading the outcome needs waiting: persisting a result, waiting for returned futures).
+Judge = Callable[[Any, tuple[int, Any], Any], "Verdict | Generator[Effect, Any, Verdict]"]
 
 
-Judge = Callable[[tuple[int, Any]], Generator[Effect, Any, Verdict]]
-
-
-def attempts(run: Any, spec: RunSpec, invoke: Effect, judge: Judge) -> Generator[Effect, Any, None]:
+def attempts(
+    run: Any, spec: RunSpec, invoke: Effect, judge: Judge, context: Any = None
+) -> Generator[Effect, Any, None]:
     """Run the body (``invoke``) until an attempt ends the run; record the end, run its hooks."""
     while True:
         run.run_count += 1
         run.transition(RUNNING if run.run_count == 1 else RETRYING)
         if spec.on_running:
             yield from run_hooks(run, spec, spec.on_running)
-        verdict = yield from judge((yield invoke))
+        judged = judge(run, (yield invoke), context)
+        if type(judged) is tuple:
+            verdict: Verdict = judged
+        else:
+            verdict = yield from cast("Generator[Effect, Any, Verdict]", judged)
+        kind, message, data, retryable = verdict
         if (
-            verdict.retryable
+            retryable
             and run.run_count <= spec.retries
             and (yield from _should_retry(run, spec, verdict))
         ):
             seconds = delay_for(spec.retry_delay, spec.retries, run.run_count, spec.retry_jitter)
             if seconds > 0:
-                run.transition(
-                    AWAITING_RETRY, f"Retrying in {seconds:g} seconds: {verdict.message}"
-                )
+                run.transition(AWAITING_RETRY, f"Retrying in {seconds:g} seconds: {message}")
                 yield (SLEEP, seconds)
             continue
-        run.end_in(verdict.kind, verdict.message, verdict.data)
-        hooks = spec.hooks_for(verdict.kind.type)
+        run.transition(kind, message, data)
+        if not kind.final:  # a body chose it (a State it returned): the run stays there
+            run.settle(run.state)
+        hooks = spec.on_completion if kind is COMPLETED else spec.hooks_for(kind.type)
         if hooks:
             yield from run_hooks(run, spec, hooks)
         return
@@ -68,7 +67,8 @@ def _should_retry(run: Any, spec: RunSpec, verdict: Verdict) -> Generator[Effect
     condition = spec.retry_condition
     if condition is None:
         return True
-    state = verdict.kind.at(0, verdict.message, verdict.data)
+    kind, message, data, _ = verdict
+    state = kind.at(0, message, data)
     try:
         return bool((yield (CALL, condition, (spec.owner, run, state))))
     except Exception:

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar, final
 
+from . import _suspend
 from ._pool import blocking_region
 from ._runtime import RuntimeLoop, runtime
 from ._spawn import Group, Loop
@@ -32,8 +33,6 @@ def run_coroutine_sync(coro: Coroutine[Any, Any, T] | Any) -> T:
     thread (sync code inside an async task of a sync flow), on a private loop of its own, since
     blocking the runtime loop on itself would never return.
     """
-    from . import _suspend
-
     if _suspend.suspendable():
         return _suspend.await_here(coro)  # type: ignore[no-any-return]  # the coroutine's value
 

@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Protocol, final
 
-from . import _context, _pool
+from . import _context, _pool, _suspend
 from ._actor import logger, when_all_done
 from ._clock import SystemClock, current_clock
 from ._runtime import runtime
@@ -74,6 +74,7 @@ class Driven(Protocol):
 
     _abandoned: bool
     _wake: Any
+    supervisor: Any
 
     def engine(self) -> Engine: ...
     def invoke_sync(self, op: Effect) -> tuple[int, Any]: ...
@@ -111,10 +112,16 @@ def drive_sync(run: Driven) -> None:
             thrown = None
             code = op[0]
             if code == INVOKE:
-                value = run.invoke_sync(op)
-                if run._abandoned:  # its flow was interrupted meanwhile: the run has ended
-                    gen.close()
-                    return
+                if op[4] and run.supervisor is None:  # the common case, inline: just the body
+                    try:
+                        value = (OK, op[1](*op[2], **op[3]))
+                    except Exception as exc:
+                        value = (ERR, exc)
+                else:
+                    value = run.invoke_sync(op)
+                    if run._abandoned:  # its flow was interrupted meanwhile: the run has ended
+                        gen.close()
+                        return
             elif code == CALL:
                 try:
                     value = call_sync(op[1], *op[2])
@@ -141,9 +148,7 @@ def drive_here(run: Driven) -> None:
     """Drive a sync task or flow run that sync code calls: on this thread, or, inside an async
     flow's body (this thread is then its event loop's), on a worker thread while the body is
     suspended, so that the loop goes on."""
-    from . import _suspend
-
-    if _suspend.suspendable():
+    if _suspend._active and _suspend.suspendable():
         from ._bridge import to_thread
 
         _suspend.await_here(to_thread(drive_sync, run))

@@ -45,22 +45,28 @@ def flow_engine(fr: FlowRun) -> Engine:
         yield from run_hooks(fr, spec, spec.on_failure)
         return
 
-    def judge(outcome: tuple[int, Any]) -> Generator[Effect, Any, Verdict]:
-        code, value = outcome
-        if code == OK:
-            runs = returned_runs(value)
-            if runs:
-                yield (UPSTREAM, runs)
-            fr.returned = value = futures_to_states(value)
-            kind, message, data = state_from_return(value)
-            return Verdict(kind, message, data, retryable=kind.type is FAILED.type)
-        if code == TIMEOUT:
-            message = f"Flow run exceeded timeout of {value} second(s)"
-            return Verdict(TIMED_OUT, message, FlowRunTimeoutError(message), retryable=True)
-        message = f"Flow run encountered an exception: {type(value).__name__}: {value}"
-        return Verdict(FAILED, message, value, retryable=True)
+    yield from attempts(fr, spec, (INVOKE, spec.fn, args, kwargs, False), _judge)
 
-    yield from attempts(fr, spec, (INVOKE, spec.fn, args, kwargs, False), judge)
+
+def _judge(fr: FlowRun, outcome: tuple[int, Any], context: Any) -> Any:
+    """What an attempt's outcome means for a flow run (a Verdict, or a generator of one)."""
+    code, value = outcome
+    if code == OK:
+        return _returned(fr, value)
+    if code == TIMEOUT:
+        message = f"Flow run exceeded timeout of {value} second(s)"
+        return TIMED_OUT, message, FlowRunTimeoutError(message), True
+    message = f"Flow run encountered an exception: {type(value).__name__}: {value}"
+    return FAILED, message, value, True
+
+
+def _returned(fr: FlowRun, value: Any) -> Generator[Effect, Any, Verdict]:
+    runs = returned_runs(value)
+    if runs:
+        yield (UPSTREAM, runs)
+    fr.returned = value = futures_to_states(value)
+    kind, message, data = state_from_return(value)
+    return kind, message, data, kind.type is FAILED.type
 
 
 def returned_runs(value: Any) -> list[Any]:

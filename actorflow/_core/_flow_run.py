@@ -14,6 +14,7 @@ engine, in :mod:`._flow_engine`.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import threading
 from collections import deque
@@ -22,7 +23,7 @@ from typing import Any, final
 
 import attrs
 
-from . import _context, _pool
+from . import _context, _pool, _suspend
 from ._actor import Actor, Cancel, logger
 from ._bridge import LoopGroup, call_later
 from ._drive import ERR, OK, TIMEOUT, Effect, Engine, drive_async
@@ -73,7 +74,6 @@ class FlowRun(Actor):
         "_loop_group",
         "_name",
         "_runner",
-        "_slots",
         "_stop_reason",
         "args",
         "kwargs",
@@ -116,8 +116,6 @@ class FlowRun(Actor):
         self._group: Group | None = None
         self._loop_group: LoopGroup | None = None
         self._children: set[TaskRun] = set()
-        # Children holding one of the MAX_ASYNC_IN_FLIGHT slots.
-        self._slots: set[TaskRun] = set()
         self._failed_children = 0
         self._idle: list[Callable[[], None]] = []
         # Sync bodies still running after their run ended (past a deadline): the flow waits.
@@ -168,9 +166,10 @@ class FlowRun(Actor):
         timeout = self.spec.timeout
         printer = _context.enter_print_scope(self)
         self._begin_attempt()
-        body = Interruptible(FlowDeadlineInterrupt)
+        body: Interruptible | None = None
         disarm: Callable[[], None] | None = None
         if timeout is not None:
+            body = Interruptible(FlowDeadlineInterrupt)
 
             def deadline() -> None:
                 self.cancel_children(f"Flow run exceeded timeout of {timeout} second(s)")
@@ -180,11 +179,16 @@ class FlowRun(Actor):
         try:
             try:
                 try:
-                    result: tuple[int, Any] = (OK, body.call(fn, *args, **kwargs))
+                    if body is None:
+                        result: tuple[int, Any] = (OK, fn(*args, **kwargs))
+                    else:
+                        result = (OK, body.call(fn, *args, **kwargs))
                 finally:
                     if disarm is not None:
                         disarm()
-            except body.signal:
+            except FlowDeadlineInterrupt as exc:
+                if body is None or not isinstance(exc, body.signal):
+                    raise  # an outer flow's deadline: not ours
                 result = (TIMEOUT, timeout)
             except Exception as exc:
                 self.cancel_children(f"its flow run failed: {type(exc).__name__}: {exc}")
@@ -205,8 +209,6 @@ class FlowRun(Actor):
         it suspends it instead of blocking the loop (see :mod:`._suspend`)."""
         import anyio
 
-        from . import _suspend
-
         fn, args, kwargs = op[1], op[2], op[3]
         timeout = self.spec.timeout
         loop = self.loop = current_loop()
@@ -214,9 +216,12 @@ class FlowRun(Actor):
         self._begin_attempt()
         result: tuple[int, Any] = (TIMEOUT, timeout)
         try:
-            with anyio.CancelScope() as scope:
-                if timeout is not None:
-                    scope.deadline = anyio.current_time() + timeout
+            # A deadline is a cancel scope; without one, none is needed.
+            with (
+                contextlib.nullcontext()
+                if timeout is None
+                else anyio.move_on_after(timeout) as scope
+            ):
                 async with loop.open_group() as group:
                     self._group = group
                     try:
@@ -225,7 +230,7 @@ class FlowRun(Actor):
                         self.cancel_children(f"its flow run failed: {type(exc).__name__}: {exc}")
                         result = (ERR, exc)
                     await self.join_async()
-            if scope.cancel_called:
+            if scope is not None and scope.cancel_called:
                 self.cancel_children(f"Flow run exceeded timeout of {timeout} second(s)")
                 self._reap_unstarted()
                 with anyio.CancelScope(shield=True):
@@ -299,8 +304,11 @@ class FlowRun(Actor):
                 self._backlog.append(run)
                 return
             self._async_running += 1
-            self._slots.add(run)
-        self._start_in(group, loop, run)
+            run._holds_slot = True
+        if group is self._group and loop.on_loop_thread():
+            self._start_here(group, run)  # the common case: an async flow submitting
+        else:
+            self._start_in(group, loop, run)
 
     def _start_in(self, group: Any, loop: Loop, run: TaskRun) -> None:
         """Start ``run`` (holding a slot) in ``group``: on the loop thread at once, else soon,
@@ -380,14 +388,14 @@ class FlowRun(Actor):
             self._children.discard(run)
             if failed:
                 self._failed_children += 1
-            if run in self._slots:
-                self._slots.discard(run)
+            if run._holds_slot:
+                run._holds_slot = False
                 # A child cancelled by its host means the whole group is being cancelled: the
                 # backlog is cancelled, not started.
                 if self._backlog and not host_cancelled:
                     following = self._backlog.popleft()
                     following._backlogged = False
-                    self._slots.add(following)  # it takes over this run's slot
+                    following._holds_slot = True  # it takes over this run's slot
                 else:
                     self._async_running -= 1
             drain = host_cancelled and bool(self._backlog)
@@ -415,7 +423,7 @@ class FlowRun(Actor):
             run._backlogged = False
             self._backlog.remove(run)
             self._async_running += 1
-            self._slots.add(run)
+            run._holds_slot = True
         loop = run.loop
         assert loop is not None
         group = self._group if loop is self.loop else self._loop_group

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, final
 
+from . import _suspend
 from ._actor import Cancel
 from ._exceptions import BlockingWaitOnEventLoop
 from ._states import State
@@ -148,8 +149,6 @@ def as_completed(
     total = len(pending)
     if not pending:
         return
-    from . import _suspend
-
     suspend = _suspend.suspendable()
     if not suspend:
         for future in pending:

@@ -32,6 +32,9 @@ class RunCache(Protocol):
     stores the result. ``read``, ``acquire`` and ``write`` may return awaitables in async
     runs."""
 
+    #: ``None``: the task said nothing, and its runs persist only inside a flow that does.
+    persist: bool | None
+
     def key_for(self, run: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any: ...
     def recall(self, slot: Any) -> tuple[bool, Any]: ...
     def read(self, slot: Any) -> Any: ...

@@ -19,21 +19,30 @@ from __future__ import annotations
 from collections.abc import Awaitable, Coroutine, Generator, Iterable
 from typing import Any, final
 
-import greenlet  # type: ignore[import-untyped]  # greenlet ships no type information
-
 from ._spawn import Loop
 
 __all__ = ["await_here", "suspendable", "suspendable_body", "wait_for_runs"]
 
-# Set once a body greenlet exists: until then, ``suspendable()`` is one truth test.
+# Set once a body greenlet exists (greenlet is imported then): until then, ``suspendable()`` is
+# one truth test, and code that runs no async flow never imports greenlet.
 _active = False
+greenlet: Any = None
+_BodyGreenlet: Any = None
 
 
-@final
-class _BodyGreenlet(greenlet.greenlet):  # type: ignore[misc]  # greenlet ships no stub here
-    """The greenlet an async flow's body coroutine is stepped in."""
+def _load() -> None:
+    global greenlet, _BodyGreenlet, _active
+    if _BodyGreenlet is not None:
+        return
+    import greenlet as module  # type: ignore[import-untyped]  # greenlet ships no types
 
-    loop: Loop
+    @final
+    class BodyGreenlet(module.greenlet):  # type: ignore[misc]  # an untyped base
+        """The greenlet an async flow's body coroutine is stepped in."""
+
+        loop: Loop
+
+    greenlet, _BodyGreenlet, _active = module, BodyGreenlet, True
 
 
 def suspendable() -> bool:
@@ -78,8 +87,7 @@ class suspendable_body:  # used like a function: ``await suspendable_body(...)``
     __slots__ = ("_coro", "_glet")
 
     def __init__(self, coro: Coroutine[Any, Any, Any], loop: Loop) -> None:
-        global _active
-        _active = True
+        _load()
         self._coro = coro
         glet = _BodyGreenlet(run=self._step_coroutine, parent=greenlet.getcurrent())
         glet.loop = loop

@@ -121,6 +121,30 @@ class TaskRun(Actor):
 
     # -- what drivers call ----------------------------------------------------------------------
     def engine(self) -> Engine:
+        spec = self.spec
+        args, kwargs = self.args, self.kwargs
+        cache = spec.cache
+        flow = self.flow
+        if (
+            self.wait_for is None
+            and not self._mailbox
+            and not has_futures(args, kwargs)
+            and (
+                cache is None
+                or (cache.persist is None and (flow is None or not flow.persist_result))
+            )
+        ):
+            # Nothing to resolve, no cache to consult: straight to the attempts. Plain: nothing
+            # around the body (no deadline, no print redirection), so a driver calls it inline.
+            plain = (
+                spec.timeout is None
+                and spec.log_prints is not True
+                and (spec.log_prints is False or flow is None or not flow.log_prints)
+                and not (_context.print_redirected and _context.print_target.get() is not None)
+            )
+            return attempts(
+                self, spec, (INVOKE, spec.fn, args, kwargs, plain), _judge, (None, args, kwargs)
+            )
         return _engine(self)
 
     def invoke_sync(self, op: Effect) -> tuple[int, Any]:
@@ -129,6 +153,11 @@ class TaskRun(Actor):
         try:
             if self.spec.timeout is not None:
                 return _call_with_deadline(self, fn, args, kwargs, self.spec.timeout)
+            if self.supervisor is None:  # nobody abandons a run that is not a child
+                try:
+                    return OK, fn(*args, **kwargs)
+                except Exception as exc:
+                    return ERR, exc
             self.enter_body()
             try:
                 return OK, fn(*args, **kwargs)
@@ -238,49 +267,52 @@ def _engine(run: TaskRun) -> Engine:
                     yield from run_hooks(run, spec, spec.on_completion)
                 return
 
-    # Plain: nothing around the body (no deadline, no print redirection), so a driver calls it
-    # inline.
     plain = spec.timeout is None and not _context.print_scope_needed(run)
-
-    def judge(outcome: tuple[int, Any]) -> Generator[Effect, Any, Verdict]:
-        code, value = outcome
-        if code == OK:
-            if isinstance(value, State):
-                return _returned_state(run, value)
-            if slot is not None:
-                try:
-                    yield (CALL, cache.write, (slot, value))  # type: ignore[union-attr]  # a slot means a cache
-                except Exception as exc:
-                    message = f"Could not persist the result: {type(exc).__name__}: {exc}"
-                    return Verdict(FAILED, message, exc)
-            return Verdict(COMPLETED, None, value)
-        if code == TIMEOUT:
-            message = f"Task run exceeded timeout of {value} second(s)"
-            error = TaskRunTimeoutError(f"Scope timed out after {value} second(s).")
-            return Verdict(TIMED_OUT, message, error, retryable=True)
-        if code == CRASH:
-            return Verdict(CRASHED, str(value), value, retryable=True)
-        if isinstance(value, TimeoutError):
-            message = f"Task run failed due to timeout: {value!r}"
-            return Verdict(TIMED_OUT, message, value, retryable=True)
-        if is_bind_error(value):
-            try:
-                spec.bind(args, kwargs)
-            except ParameterBindError as bind_error:
-                # Wrong arguments: the body never ran, and retrying cannot help.
-                message = f"Task run encountered an exception {bind_error}"
-                return Verdict(FAILED, message, bind_error)
-        message = f"Task run encountered an exception {type(value).__name__}: {value}"
-        return Verdict(FAILED, message, value, retryable=True)
-
-    yield from attempts(run, spec, (INVOKE, spec.fn, args, kwargs, plain), judge)
+    yield from attempts(
+        run, spec, (INVOKE, spec.fn, args, kwargs, plain), _judge, (slot, args, kwargs)
+    )
 
 
-def _returned_state(run: TaskRun, state: State[Any]) -> Verdict:
-    """A body that returns a State chooses its run's end; a Failed one is retried like a raised
-    exception, and a caller receives the State itself."""
-    run.returned = state
-    return Verdict(state.kind, state.message, state.data, retryable=state.is_failed())
+def _judge(run: TaskRun, outcome: tuple[int, Any], context: Any) -> Any:
+    """What an attempt's outcome means for a task run (a Verdict, or a generator of one)."""
+    code, value = outcome
+    if code == OK:
+        if type(value) is State:
+            # A body that returns a State chooses its run's end; a Failed one is retried like a
+            # raised exception, and a caller receives the State itself.
+            run.returned = value
+            return value.kind, value.message, value.data, value.is_failed()
+        slot = context[0]
+        if slot is not None:
+            return _persist(run, slot, value)
+        return COMPLETED, None, value, False
+    if code == TIMEOUT:
+        message = f"Task run exceeded timeout of {value} second(s)"
+        error = TaskRunTimeoutError(f"Scope timed out after {value} second(s).")
+        return TIMED_OUT, message, error, True
+    if code == CRASH:
+        return CRASHED, str(value), value, True
+    if isinstance(value, TimeoutError):
+        return TIMED_OUT, f"Task run failed due to timeout: {value!r}", value, True
+    if is_bind_error(value):
+        try:
+            run.spec.bind(context[1], context[2])
+        except ParameterBindError as bind_error:
+            # Wrong arguments: the body never ran, and retrying cannot help.
+            return FAILED, f"Task run encountered an exception {bind_error}", bind_error, False
+    message = f"Task run encountered an exception {type(value).__name__}: {value}"
+    return FAILED, message, value, True
+
+
+def _persist(run: TaskRun, slot: Any, value: Any) -> Generator[Effect, Any, Verdict]:
+    cache = run.spec.cache
+    assert cache is not None  # a slot means a cache
+    try:
+        yield (CALL, cache.write, (slot, value))
+    except Exception as exc:
+        message = f"Could not persist the result: {type(exc).__name__}: {exc}"
+        return FAILED, message, exc, False
+    return COMPLETED, None, value, False
 
 
 # -- sync bodies with a deadline, or off the event loop ---------------------------------------

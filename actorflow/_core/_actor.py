@@ -356,7 +356,7 @@ class Actor:
         event = threading.Event()
         self.add_done_callback(event.set)
         with _pool.blocking_region():
-            return event.wait(timeout)
+            return _pool.wait_event(event, timeout)
 
     async def wait_async(self) -> None:
         """Wait, without blocking the event loop, until the run has finished."""

@@ -368,6 +368,9 @@ class FlowRun(Actor):
         collect(run.kwargs, upstream)
 
         def ready() -> None:
+            if run.pending_cancel() is not None:
+                run.never_started()
+                return
             try:
                 runner.submit(run)
             except BaseException as exc:
@@ -476,8 +479,12 @@ class FlowRun(Actor):
         not wait for them, and whatever they do later is dropped."""
         self._interrupted = True
         self.cancel_children(reason)
+        runner = self._runner
         with self._lock:
             children = list(self._children)
+        if runner is not None:  # queued behind bodies that will not end soon: end them now
+            for run in runner.withdraw(set(children)):
+                run.never_started()
         message = f"Execution was aborted: {reason}; its body was left running"
         abandoned = [c for c in children if c.abandon(CRASHED, message, None)]
         if abandoned:
@@ -502,7 +509,7 @@ class FlowRun(Actor):
         event = threading.Event()
         if self._on_idle(event.set):
             with _pool.blocking_region():
-                event.wait()
+                _pool.wait_event(event)
 
     async def join_async(self) -> None:
         loop = current_loop()

@@ -199,10 +199,19 @@ class _Arrivals:
         """Everything finished so far, waiting for at least one (``[]`` at the timeout)."""
         with self._cond:
             if not finished and self._loop is None:
-                from ._pool import blocking_region
+                from ._pool import SIGNAL_CHECK_SECONDS, blocking_region
 
+                # On the main thread, a short slice at a time: Ctrl-C gets out promptly.
+                main = threading.current_thread() is threading.main_thread()
+                deadline = None if timeout is None else time.monotonic() + timeout
                 with blocking_region():
-                    self._cond.wait_for(lambda: bool(finished), timeout)
+                    while not finished:
+                        remaining = None if deadline is None else deadline - time.monotonic()
+                        if remaining is not None and remaining <= 0:
+                            break
+                        if main:
+                            remaining = min(remaining or SIGNAL_CHECK_SECONDS, SIGNAL_CHECK_SECONDS)
+                        self._cond.wait(remaining)
             elif not finished:
                 self._event = self._loop.new_event()
         if self._event is not None:

@@ -18,6 +18,7 @@ import contextlib
 import contextvars
 import logging
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -249,6 +250,20 @@ class WorkerPool:
         finally:
             _local.pool = None
 
+    def withdraw(self, match: Callable[[Callable[..., Any], tuple[Any, ...]], bool]) -> list[Any]:
+        """Take the queued work items ``match(fn, args)`` accepts out of the queue (they will not
+        run); their ``args``."""
+        with self._cond:
+            kept: deque[tuple[contextvars.Context, Callable[..., Any], tuple[Any, ...]]] = deque()
+            taken = []
+            for item in self._queue:
+                if match(item[1], item[2]):
+                    taken.append(item[2])
+                else:
+                    kept.append(item)
+            self._queue = kept
+        return taken
+
     def secede(self) -> None:
         """Give up this worker's slot while it blocks; queued work may start in its place."""
         with self._cond:
@@ -282,6 +297,28 @@ class WorkerPool:
                     self._queue.clear()
                     break
                 self._cond.wait()
+
+
+#: How long the main thread blocks at a time while it waits: a signal (Ctrl-C) delivered to
+#: another thread does not interrupt a blocked wait, so the main thread looks up this often.
+SIGNAL_CHECK_SECONDS = 0.1
+
+
+def wait_event(event: threading.Event, timeout: float | None = None) -> bool:
+    """``event.wait(timeout)``, from which Ctrl-C gets the main thread out promptly."""
+    if threading.current_thread() is not threading.main_thread():
+        return event.wait(timeout)
+    if timeout is None:
+        while not event.wait(SIGNAL_CHECK_SECONDS):
+            pass
+        return True
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return event.is_set()
+        if event.wait(min(remaining, SIGNAL_CHECK_SECONDS)):
+            return True
 
 
 def current_pool() -> WorkerPool | None:

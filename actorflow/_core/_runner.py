@@ -40,6 +40,11 @@ class TaskRunner:
         """Release resources once every run submitted has finished; without ``wait`` (its flow
         run was interrupted), do not wait for bodies still running."""
 
+    def withdraw(self, runs: set[TaskRun]) -> list[TaskRun]:
+        """Take back those of ``runs`` that are still queued, not started (they will not run);
+        the runs taken. A runner that cannot says none, and they end when their turn comes."""
+        return []
+
     def __enter__(self) -> TaskRunner:
         self.start()
         return self
@@ -91,6 +96,12 @@ class ThreadPoolTaskRunner(TaskRunner):
     def shutdown(self, wait: bool = True) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=wait)
+
+    def withdraw(self, runs: set[TaskRun]) -> list[TaskRun]:
+        if self._pool is None:
+            return []
+        taken = self._pool.withdraw(lambda fn, args: fn is drive_queued and args[0] in runs)
+        return [args[0] for args in taken]
 
     def __repr__(self) -> str:
         return f"ThreadPoolTaskRunner(max_workers={self.max_workers})"

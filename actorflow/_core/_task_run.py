@@ -349,7 +349,7 @@ def _call_with_deadline(
             release()
         raise
     with _pool.blocking_region():
-        finished = done.wait(timeout)
+        finished = _pool.wait_event(done, timeout)
     if not finished or not box:
         body.interrupt()
         return TIMEOUT, timeout

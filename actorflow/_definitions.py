@@ -3,7 +3,9 @@ core reads.
 
 A definition keeps the user's options exactly as given (``options``, frozen), checks them and
 derives the :class:`~actorflow._core.RunSpec` its runs read (``spec``). ``with_options`` is
-``attrs.evolve`` of the options; the hook decorators (``@my_task.on_completion``) evolve them too.
+``attrs.evolve`` of the options; the hook decorators (``@my_task.on_completion``) and assigning an
+option (``my_flow.retries = 2``, as Prefect allows) evolve them too. Reading an option gives it as
+given, except where Prefect reports a derived value (``retries``, ``tags``, ``cache_policy``...).
 Definitions bind like methods: on an instance, on a class (``@task`` over ``@classmethod``), or
 not at all (over ``@staticmethod``).
 """
@@ -34,51 +36,51 @@ _INSTANCE, _CLASS, _STATIC = "instance", "class", "static"
 
 
 class Definition(Generic[P, R]):
-    """The shared part of ``Task`` and ``Flow``; subclasses set ``kind`` and ``Options`` and
-    build their spec in :meth:`_make_spec`."""
+    """The shared part of ``Task`` and ``Flow``; subclasses set ``kind`` and ``Options``, check
+    and derive in :meth:`_setup` and build their spec in :meth:`_make_spec`."""
 
     kind: ClassVar[str]
     Options: ClassVar[type[Any]]
     #: Hook options the ``@definition.on_...`` decorators extend.
     hook_options: ClassVar[tuple[str, ...]]
+    #: Attributes that are not options (everything set in ``__init__`` and ``_define``).
+    _own: ClassVar[frozenset[str]] = frozenset()
 
     options: Any
     spec: RunSpec
 
-    def __init__(self, fn: Callable[P, R], options: Any = None, /, **given: Any) -> None:
+    def __init__(self, fn: Callable[P, R] | None = None, **given: Any) -> None:
+        options = given.pop("_options", None)
         binding = _INSTANCE
         if isinstance(fn, classmethod):
             binding, fn = _CLASS, fn.__func__
         elif isinstance(fn, staticmethod):
             binding, fn = _STATIC, fn.__func__
         if not callable(fn):
-            raise TypeError(f"@{self.kind} needs a callable, got {type(fn).__name__}")
+            raise TypeError("'fn' must be callable")
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]  # a callable object, not a function
-        self._binding = binding
-        self._bound_to: Any = None  # the instance or class of a copy bound like a method
-        self.options = options if options is not None else self.Options(**given)
+        setattr_ = object.__setattr__  # options are assigned through __setattr__; these are not
+        setattr_(self, "_binding", binding)
+        setattr_(self, "_bound_to", None)  # the instance or class of a copy bound like a method
+        setattr_(self, "options", options if options is not None else self.Options(**given))
         self._define(fn)
 
     def _define(self, fn: Callable[..., Any]) -> None:
-        if not hasattr(self, "_fn_name"):  # the first function names the definition for good
-            self._fn_name = str(getattr(fn, "__name__", type(fn).__name__))
-        self._fn = fn
-        self._unbound_fn: Callable[..., Any] = fn
-        self.isasync = inspect.iscoroutinefunction(fn) or (
-            not inspect.isfunction(fn) and inspect.iscoroutinefunction(type(fn).__call__)
+        setattr_ = object.__setattr__
+        if "_fn_name" not in self.__dict__:  # the first function names the definition for good
+            setattr_(self, "_fn_name", str(getattr(fn, "__name__", type(fn).__name__)))
+        setattr_(self, "_fn", fn)
+        setattr_(self, "_unbound_fn", fn)
+        setattr_(
+            self,
+            "isasync",
+            inspect.iscoroutinefunction(fn)
+            or inspect.isasyncgenfunction(fn)
+            or (not inspect.isfunction(fn) and inspect.iscoroutinefunction(type(fn).__call__)),
         )
-        self._signature = Signature(fn)
+        setattr_(self, "_signature", Signature(fn))
         self._setup()
-        self.spec = self._make_spec()
-
-    @property
-    def fn(self) -> Callable[..., Any]:
-        """The function; assigning another one redefines the task or flow, as in Prefect."""
-        return self._fn
-
-    @fn.setter
-    def fn(self, fn: Callable[..., Any]) -> None:
-        self._define(fn)
+        setattr_(self, "spec", self._make_spec())
 
     # -- what subclasses provide ----------------------------------------------------------------
     def _setup(self) -> None:
@@ -87,39 +89,83 @@ class Definition(Generic[P, R]):
     def _make_spec(self) -> RunSpec:
         raise NotImplementedError
 
-    # -- options --------------------------------------------------------------------------------
+    # -- the function and the options -----------------------------------------------------------
+    @property
+    def fn(self) -> Callable[..., Any]:
+        """The function; assigning another one redefines the task or flow, as in Prefect."""
+        return self._fn  # type: ignore[no-any-return]  # set in _define
+
+    @fn.setter
+    def fn(self, fn: Callable[..., Any]) -> None:
+        self._define(fn)
+
     @property
     def name(self) -> str:
         return self.spec.name
 
     @property
     def is_async(self) -> bool:
-        return self.isasync
+        return bool(self.isasync)
 
     @property
     def signature(self) -> Signature:
-        return self._signature
+        return self._signature  # type: ignore[no-any-return]  # set in _define
+
+    @property
+    def retries(self) -> int:
+        return self.spec.retries
+
+    @property
+    def retry_delay_seconds(self) -> Any:
+        delay = self.spec.retry_delay
+        return 0 if delay is None else delay
+
+    @property
+    def timeout_seconds(self) -> float | None:
+        return self.spec.timeout
+
+    @property
+    def description(self) -> str | None:
+        return self.options.description or inspect.getdoc(self.fn)  # type: ignore[no-any-return]
+
+    def __getattr__(self, option: str) -> Any:
+        # The other options read as given (``task.result_storage``, ``flow.version``...); hook
+        # options read as Prefect's lists (``flow.on_failure_hooks``).
+        fields = attrs.fields_dict(type(self.options)) if "options" in self.__dict__ else {}
+        if option.endswith("_hooks") and option[: -len("_hooks")] in self.hook_options:
+            return list(getattr(self.spec, option[: -len("_hooks")]))
+        if option.startswith("_") or option not in fields:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {option!r}")
+        return getattr(self.options, option)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Assigning an option (``my_flow.retries = 2``) redefines the run's options.
+        fields = attrs.fields_dict(type(self.options)) if "options" in self.__dict__ else {}
+        if name in fields:
+            object.__setattr__(self, "options", attrs.evolve(self.options, **{name: value}))
+            self._define(self._unbound_fn)
+        else:
+            object.__setattr__(self, name, value)
 
     def with_options(self: D, **changes: Any) -> D:
         """A copy with some options changed (any option of the decorator)."""
-        try:
-            options = attrs.evolve(self.options, **changes)
-        except TypeError:
-            known = {a.alias for a in attrs.fields(type(self.options))}
-            unknown = sorted(set(changes) - known)
-            raise TypeError(f"with_options() got unknown option(s): {', '.join(unknown)}") from None
-        fn: Any = self.fn
+        known = attrs.fields_dict(type(self.options))
+        unknown = sorted(set(changes) - set(known))
+        if unknown:
+            raise TypeError(f"with_options() got unknown option(s): {', '.join(unknown)}")
+        options = attrs.evolve(self.options, **changes)
+        fn: Any = self._unbound_fn
         if self._binding == _CLASS:
             fn = classmethod(fn)
         elif self._binding == _STATIC:
             fn = staticmethod(fn)
-        return type(self)(fn, options)
+        return type(self)(fn, _options=options)
 
     def _add_hook(self, option: str, hook: Callable[..., Any]) -> Callable[..., Any]:
         check_hooks(self.kind, option, [hook])
         hooks = (*(getattr(self.options, option) or ()), hook)
-        self.options = attrs.evolve(self.options, **{option: hooks})
-        self.spec = self._make_spec()
+        object.__setattr__(self, "options", attrs.evolve(self.options, **{option: hooks}))
+        object.__setattr__(self, "spec", self._make_spec())
         return hook
 
     # -- binding like a method ------------------------------------------------------------------
@@ -131,7 +177,7 @@ class Definition(Generic[P, R]):
         if bound is not None:
             unbound = Signature(self._unbound_fn)
             return unbound.bind((bound, *args), kwargs, apply_defaults)
-        return self._signature.bind(args, kwargs, apply_defaults)
+        return self.signature.bind(args, kwargs, apply_defaults)
 
     def __get__(self: D, instance: Any, owner: Any = None) -> D:
         binding = self._binding
@@ -141,11 +187,11 @@ class Definition(Generic[P, R]):
         if target is None:
             return self
         bound = copy.copy(self)
-        bound._unbound_fn = self._fn
-        bound._fn = types.MethodType(self._fn, target)
-        bound._bound_to = target
-        bound._signature = Signature(bound._fn)
-        bound.spec = bound._make_spec()
+        setattr_ = object.__setattr__
+        setattr_(bound, "_fn", types.MethodType(self._unbound_fn, target))
+        setattr_(bound, "_bound_to", target)
+        setattr_(bound, "_signature", Signature(bound._fn))
+        setattr_(bound, "spec", bound._make_spec())
         return bound
 
     def __repr__(self) -> str:

@@ -15,6 +15,7 @@ from ._core import (
     FlowSpec,
     State,
     TaskRunner,
+    ThreadPoolTaskRunner,
     current_run,
     drive_async,
     drive_here,
@@ -163,55 +164,42 @@ class Flow(Definition[P, R]):
         return self._validator.validate(self.signature, args, kwargs)
 
     # -- what Prefect's Flow shows ----------------------------------------------------------------
-    def __getattr__(self, option: str) -> Any:
-        # The other options read as given (``flow.version``, ``flow.result_storage``...).
-        if option.startswith("_") or option not in attrs.fields_dict(FlowOptions):
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {option!r}")
-        return getattr(self.options, option)
-
     @property
-    def description(self) -> str | None:
-        return self.options.description or inspect.getdoc(self.fn)
-
-    @property
-    def retries(self) -> int:
-        return self.spec.retries
-
-    @property
-    def retry_delay_seconds(self) -> Any:
-        return self.spec.retry_delay
-
-    @property
-    def timeout_seconds(self) -> float | None:
-        return self.spec.timeout
-
-    @property
-    def task_runner(self) -> TaskRunner | None:
-        return self._runner
+    def task_runner(self) -> TaskRunner:
+        """The runner each run duplicates (a ``ThreadPoolTaskRunner`` when none was given)."""
+        runner = self._runner
+        if runner is None:
+            runner = ThreadPoolTaskRunner()
+            object.__setattr__(self, "_runner", runner)
+        return runner  # type: ignore[no-any-return]  # set in _setup
 
     @property
     def should_validate_parameters(self) -> bool:
-        return self.options.validate_parameters
+        return bool(self.options.validate_parameters)
 
     @property
-    def on_completion_hooks(self) -> tuple[Callable[..., Any], ...]:
-        return self.spec.on_completion
+    def persist_result(self) -> bool | None:
+        """As Prefect reports it: ``True`` when a ``result_serializer`` implies persisting."""
+        o = self.options
+        if o.persist_result is None and o.result_serializer is not None:
+            return True
+        return o.persist_result  # type: ignore[no-any-return]  # a bool or None
 
     @property
-    def on_failure_hooks(self) -> tuple[Callable[..., Any], ...]:
-        return self.spec.on_failure
+    def version(self) -> str | None:
+        """The given version, else (as in Prefect) a hash of the file that defines the flow."""
+        given = self.options.version
+        if given is not None:
+            return given  # type: ignore[no-any-return]  # a str
+        try:
+            path = inspect.getsourcefile(self._unbound_fn)
+            with open(path, "rb") as f:  # type: ignore[arg-type]  # None is caught below
+                data = f.read()
+        except (OSError, TypeError):
+            return None
+        import hashlib
 
-    @property
-    def on_cancellation_hooks(self) -> tuple[Callable[..., Any], ...]:
-        return self.spec.on_cancellation
-
-    @property
-    def on_crashed_hooks(self) -> tuple[Callable[..., Any], ...]:
-        return self.spec.on_crashed
-
-    @property
-    def on_running_hooks(self) -> tuple[Callable[..., Any], ...]:
-        return self.spec.on_running
+        return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
     def on_completion(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         return self._add_hook("on_completion", fn)
@@ -266,7 +254,7 @@ def _outcome(run: FlowRun, return_state: bool) -> Any:
     returned = run.returned
     if returned is not NOT_RETURNED and not isinstance(returned, State):
         return returned
-    return run.state.result()
+    return run.state.value()
 
 
 @overload

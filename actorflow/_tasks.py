@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
@@ -110,6 +109,7 @@ class Task(Definition[P, R]):
         self._timeout = check_timeout(owner, o.timeout_seconds)
         check_reserved(self.signature)
         check_run_name("task", owner, o.task_run_name, self.signature)
+        self._tags = set(o.tags or ())
         # Made now, once: copies bound to instances share it, and so do concurrent first runs.
         self._identity: TaskIdentity = task_identity(self.fn, name)
         self._task_key: str | None = None
@@ -140,7 +140,7 @@ class Task(Definition[P, R]):
             retry_condition=o.retry_condition_fn,
             timeout=self._timeout,
             log_prints=o.log_prints,
-            tags=frozenset(o.tags or ()),
+            tags=self._tags,
             on_running=hooks["on_running"],
             on_completion=hooks["on_completion"],
             on_failure=hooks["on_failure"],
@@ -176,7 +176,8 @@ class Task(Definition[P, R]):
     @property
     def cache_policy(self) -> Any:
         """The policy runs are cached by, as Prefect reports it: ``NO_CACHE`` when results are
-        not persisted, the ``cache_key_fn``'s policy or the given one, else ``DEFAULT``."""
+        not persisted, ``None`` with a ``result_storage_key``, the key function's policy or the
+        given one, else ``DEFAULT``."""
         from .cache_policies import DEFAULT, NO_CACHE, CacheKeyFnPolicy
 
         o = self.options
@@ -184,47 +185,32 @@ class Task(Definition[P, R]):
             return NO_CACHE
         if o.cache_key_fn is not None:
             return CacheKeyFnPolicy(o.cache_key_fn)
+        if o.result_storage_key is not None:
+            return None
         if o.cache_policy is NOT_SET:
             return DEFAULT
         return NO_CACHE if o.cache_policy is None else o.cache_policy
 
-    def __getattr__(self, option: str) -> Any:
-        # The other options read as given (``task.result_storage``, ``task.version``...).
-        if option.startswith("_") or option not in attrs.fields_dict(TaskOptions):
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {option!r}")
-        return getattr(self.options, option)
+    @property
+    def tags(self) -> set[str]:
+        """The task's tags, a set its runs read when they start (as in Prefect, it may be
+        changed in place)."""
+        return self._tags  # type: ignore[no-any-return]  # set in _setup
 
     @property
-    def description(self) -> str | None:
-        return self.options.description or inspect.getdoc(self.fn)
+    def persist_result(self) -> bool | None:
+        """As Prefect reports it: ``True`` when an option implies persisting (a cache policy
+        other than ``NO_CACHE``, a key function, a serializer or a storage key)."""
+        from .cache_policies import NO_CACHE
 
-    @property
-    def tags(self) -> frozenset[str]:
-        return self.spec.tags
-
-    @property
-    def retries(self) -> int:
-        return self.spec.retries
-
-    @property
-    def retry_delay_seconds(self) -> Any:
-        return self.spec.retry_delay
-
-    @property
-    def timeout_seconds(self) -> float | None:
-        return self.spec.timeout
-
-    @property
-    def on_completion_hooks(self) -> tuple[Callable[..., Any], ...]:
-        return self.spec.on_completion
-
-    @property
-    def on_failure_hooks(self) -> tuple[Callable[..., Any], ...]:
-        return self.spec.on_failure
-
-    @property
-    def on_running_hooks(self) -> tuple[Callable[..., Any], ...]:
-        return self.spec.on_running
+        o = self.options
+        if o.persist_result is not None:
+            return o.persist_result  # type: ignore[no-any-return]  # a bool
+        policy = o.cache_policy
+        given = policy is not NOT_SET and policy is not None and policy is not NO_CACHE
+        if given or o.cache_key_fn or o.result_serializer or o.result_storage_key is not None:
+            return True
+        return None
 
     # hooks as decorators: @my_task.on_completion
     def on_completion(self, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -313,7 +299,7 @@ class Task(Definition[P, R]):
             if type(value) is TaskFuture:
                 value = value.result()
             elif isinstance(value, State):
-                value = value.result()
+                value = value.value()
             params[key] = value
         expanded = map_over(self.name, params, mappable)
         if wrappers:
@@ -359,7 +345,7 @@ def _outcome(run: TaskRun, return_state: bool) -> Any:
     state = run.state
     if state.is_pending():
         return None  # NotReady: the run never ran, as in Prefect's result mode
-    return state.result()
+    return state.value()
 
 
 @overload

@@ -81,7 +81,7 @@ async def test_concurrent_identical_async_runs_compute_once(tmp_path: Path) -> N
 
     async def one() -> None:
         state = await fetch(4, return_state=True)
-        assert state.result() == 40
+        assert await state.result() == 40
         names.append(state.name)
 
     async with anyio.create_task_group() as tg:

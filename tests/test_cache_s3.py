@@ -198,7 +198,7 @@ async def test_async_runs_with_s3_storage(endpoint: str, bucket: str) -> None:
 
     assert await work(2) == [2]
     state = await work(2, return_state=True)
-    assert state.name == "Cached" and state.result() == [2]
+    assert state.name == "Cached" and await state.result() == [2]
     assert calls == [2]
 
 

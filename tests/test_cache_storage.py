@@ -398,7 +398,7 @@ async def test_async_tasks_cache_on_both_backends(tmp_path: Path) -> None:
 
     assert await fetch(1) == {"x": 1}
     state = await fetch(1, return_state=True)
-    assert state.name == "Cached" and state.result() == {"x": 1}
+    assert state.name == "Cached" and await state.result() == {"x": 1}
     assert await fetch_from_disk(2) == await fetch_from_disk(2) == {"x": 2}
     assert calls == [1, -2]
 

@@ -246,8 +246,8 @@ async def test_return_state_and_as_completed_in_async_flows(anyio_backend: str) 
         return {"one": state, "many": states, "completed": sorted(order)}
 
     out = await my_flow()
-    assert out["one"].result() == 2
-    assert [s.result() for s in out["many"]] == [2, 3]
+    assert await out["one"].result() == 2  # in async code, as in Prefect, an awaitable
+    assert [s.value() for s in out["many"]] == [2, 3]
     assert out["completed"] == [1, 2]
 
 

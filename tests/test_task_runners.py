@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import runner_tasks as rt
 
-from actorflow import allow_failure, flow, unmapped
+from actorflow import allow_failure, flow, quote, unmapped
 from actorflow.exceptions import CrashedRun, TaskRunTimeoutError
 from actorflow.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 from actorflow.testing import VirtualClock, use_clock
@@ -108,9 +108,9 @@ def test_retries_then_success(runner: TaskRunner, tmp_path: Path) -> None:
     def retrying() -> Any:
         future = task.submit(str(tmp_path / "count"), failures=2)
         future.wait()
-        return {"future": future}
+        return quote(future)  # the future itself, not its state
 
-    future = retrying()["future"]
+    future = retrying().unquote()
     assert future.result() == 3
     assert names(future) == [
         "Pending", "Running", "AwaitingRetry", "Retrying", "AwaitingRetry", "Retrying",
@@ -303,9 +303,9 @@ def test_killed_worker_is_retried(remote_runner: TaskRunner, tmp_path: Path) -> 
     def survivor() -> Any:
         future = rt.die_once.submit(str(tmp_path / "marker"))
         future.wait()
-        return {"future": future}
+        return quote(future)  # the future itself, not its state
 
-    future = survivor()["future"]
+    future = survivor().unquote()
     assert future.result() == "survived"
     assert names(future) == ["Pending", "Running", "Retrying", "Completed"]
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from . import _pool, _runtime, _suspend
+from . import _context, _pool, _runtime, _suspend
 from ._exceptions import (
     BlockingWaitOnEventLoop,
     CancelledRun,
@@ -119,6 +119,8 @@ class Actor:
         """Subclasses set their own attributes first: the ``initial`` state is recorded (and
         observed) last, when the run can already name itself."""
         self._int_id = _runtime._prefix | next(_runtime._counter)  # as new_id(), inline
+        if not _context.console_ready:
+            _context.ensure_console()
         self.parent = parent
         self._final: State[Any] | object | None = None  # _LAST: the last history entry
         self._hold = False
@@ -150,7 +152,7 @@ class Actor:
         ts = time.time_ns()
         self._history = [initial, ts, None, None]
         if self._observers:
-            self._emit(None, initial.at(ts))
+            self._emit(None, initial.at(ts, None, None, self._int_id))
 
     # -- identity -------------------------------------------------------------------------------
     @property
@@ -180,7 +182,7 @@ class Actor:
         self._history.extend((kind, ts, message, data))
         self._kind = kind
         if self._observers:
-            self._emit(old, kind.at(ts, message, data))
+            self._emit(old, kind.at(ts, message, data, self._int_id))
         if kind.final:
             if self._hold:
                 self._held = _LAST
@@ -217,19 +219,22 @@ class Actor:
         if not history:
             raise RuntimeError(f"{self.label()} has no state yet")
         kind, ts, message, data = history[-4:]
-        state: State[Any] = kind.at(ts, message, data)
+        state: State[Any] = kind.at(ts, message, data, self._int_id)
         if final is _LAST:
             # Built on first use: most runs' final state is never looked at as a value.
             self._final = state
         return state
 
-    def state_name(self) -> str:
-        return self._kind.name if self._kind else "None"
+    @property
+    def state_name(self) -> str | None:
+        """The name of the run's current state (Prefect's ``task_run.state_name``)."""
+        return self._kind.name if self._kind else None
 
     def history(self) -> list[State[Any]]:
         """Every state this run has been in, oldest first."""
         h = self._history
-        return [h[i].at(h[i + 1], h[i + 2], h[i + 3]) for i in range(0, len(h), 4)]
+        run_id = self._int_id
+        return [h[i].at(h[i + 1], h[i + 2], h[i + 3], run_id) for i in range(0, len(h), 4)]
 
     def completed_value(self) -> tuple[bool, Any]:
         """``(True, result)`` if the run completed, else ``(False, None)``; builds no State."""
@@ -271,6 +276,11 @@ class Actor:
         else:
             message = crash_message(exc)
             self.transition(CRASHED, message, CrashedRun(message))
+
+    def end_hooks(self) -> list[tuple[Any, tuple[Any, ...]]]:
+        """The hooks to call, with their arguments, after :meth:`interrupted` ended the run:
+        a flow's ``on_crashed`` or ``on_cancellation`` (tasks have none)."""
+        return []
 
     def never_started(self, reason: str | None = None) -> None:
         """End a run whose driver never started (cancelled while queued, or its start failed):
@@ -393,7 +403,7 @@ class Actor:
             self._history.extend((kind, ts, message, data))
             self._kind = kind
         if self._observers:
-            self._emit(old, kind.at(ts, message, data))
+            self._emit(old, kind.at(ts, message, data, self._int_id))
         self._complete(_LAST)
         return True
 
@@ -424,7 +434,7 @@ class Actor:
 
     def statistics(self) -> ActorStatistics:
         return ActorStatistics(
-            state=self.state_name(),
+            state=self.state_name or "None",
             transitions=len(self._history) // 4,
             mailbox=len(self._mailbox or ()),
             waiters=len(self._callbacks or ()),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from typing import Any, cast
 
+from . import _context
 from ._actor import logger
 from ._drive import CALL, SLEEP, Effect
 from ._retries import delay_for
@@ -44,12 +45,18 @@ def attempts(
         else:
             verdict = yield from cast("Generator[Effect, Any, Verdict]", judged)
         kind, message, data, retryable = verdict
-        if (
+        seconds = 0.0
+        retry = (
             retryable
             and run.run_count <= spec.retries
             and (yield from _should_retry(run, spec, verdict))
-        ):
+        )
+        if retry:
             seconds = delay_for(spec.retry_delay, spec.retries, run.run_count, spec.retry_jitter)
+        if retryable and isinstance(data, BaseException) and _context.lifecycle_logging(run):
+            where = (run.run_count, spec.retries, seconds) if retry else None
+            _context.log_failure(run, data, where)
+        if retry:
             if seconds > 0:
                 run.transition(AWAITING_RETRY, f"Retrying in {seconds:g} seconds: {message}")
                 yield (SLEEP, seconds)
@@ -57,6 +64,8 @@ def attempts(
         run.transition(kind, message, data)
         if not kind.final:  # a body chose it (a State it returned): the run stays there
             run.settle(run.state)
+        if _context.lifecycle_logging(run):
+            _context.log_finished(run)
         hooks = spec.on_completion if kind is COMPLETED else spec.hooks_for(kind.type)
         if hooks:
             yield from run_hooks(run, spec, hooks)

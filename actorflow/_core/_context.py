@@ -115,13 +115,15 @@ class _RunFormatter(logging.Formatter):
 
 _console_lock = threading.Lock()
 _console: ConsoleFallback | None = None
+#: Set once the console is set up (by the first run): a truth test per run until then.
+console_ready = False
 
 
 def ensure_console() -> None:
     """Attach the console fallback to the ``actorflow`` logger (once; at the first run that
     logs, never at import). ``ACTORFLOW_LOGGING_LEVEL`` sets the logger's level when the
     application has not (``INFO`` by default)."""
-    global _console
+    global _console, console_ready
     if _console is not None:
         return
     with _console_lock:
@@ -132,6 +134,7 @@ def ensure_console() -> None:
             package.setLevel(os.environ.get("ACTORFLOW_LOGGING_LEVEL", "INFO").upper())
         _console = ConsoleFallback()
         package.addHandler(_console)
+        console_ready = True
 
 
 def get_run_logger() -> RunLoggerAdapter:
@@ -219,3 +222,40 @@ def install_print_redirect() -> None:
     print.__wrapped__ = original  # type: ignore[attr-defined]  # the usual marker of a wrapper
     builtins.print = print
     print_redirected = True
+
+
+# -- run lifecycle lines, as Prefect prints them -------------------------------------------------
+_flow_log = logging.getLogger("actorflow.flow_runs")
+_task_log = logging.getLogger("actorflow.task_runs")
+
+
+def lifecycle_logging(run: Any) -> bool:
+    """Whether ``run``'s lifecycle lines are logged (one cached level check)."""
+    return (_flow_log if run.is_flow else _task_log).isEnabledFor(logging.INFO)
+
+
+def log_beginning(run: Any) -> None:
+    if _flow_log.isEnabledFor(logging.INFO):
+        logger_for(run).info(f"Beginning flow run {run.name!r} for flow {run.spec.name!r}")
+
+
+def log_failure(run: Any, exc: BaseException, retry: tuple[int, int, float] | None) -> None:
+    """An attempt's exception: with the retry that follows it, if any."""
+    log = logger_for(run)
+    if run.is_flow:
+        log.error(f"Encountered exception during execution: {exc!r}", exc_info=exc)
+    elif retry is not None:
+        number, retries, seconds = retry
+        when = f"{seconds:g} second(s) from now" if seconds > 0 else "immediately"
+        log.info(
+            f"Task run failed with exception: {exc!r} - Retry {number}/{retries} will start {when}"
+        )
+    else:
+        log.error(f"Task run failed with exception: {exc!r}", exc_info=exc)
+
+
+def log_finished(run: Any) -> None:
+    state = run.state
+    failed = state.is_failed() or state.is_crashed()
+    level = logging.ERROR if failed and (not run.is_flow or state.is_crashed()) else logging.INFO
+    logger_for(run).log(level, f"Finished in state {state}")

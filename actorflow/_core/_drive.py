@@ -82,6 +82,7 @@ class Driven(Protocol):
     def hold(self) -> None: ...
     def driver_done(self, host_cancelled: bool = False) -> None: ...
     def interrupted(self, exc: BaseException) -> None: ...
+    def end_hooks(self) -> list[tuple[Any, tuple[Any, ...]]]: ...
     def label(self) -> str: ...
 
 
@@ -138,10 +139,19 @@ def drive_sync(run: Driven) -> None:
     except BaseException as exc:
         gen.close()
         run.interrupted(exc)
+        for hook, args in run.end_hooks():  # a flow's on_crashed / on_cancellation
+            try:
+                call_sync(hook, *args)
+            except Exception:
+                logger.exception("hook %r of %s raised", _name(hook), run.label())
         raise
     finally:
         _context.current_run.reset(token)
         run.driver_done()
+
+
+def _name(hook: Any) -> str:
+    return str(getattr(hook, "__name__", hook))
 
 
 def drive_here(run: Driven) -> None:
@@ -225,6 +235,18 @@ async def drive_async(run: Driven, spawned: Loop | None = None) -> None:
     except BaseException as exc:
         gen.close()
         run.interrupted(exc)
+        hooks = run.end_hooks()
+        if hooks:  # a flow's on_crashed / on_cancellation, shielded from the cancellation
+            import anyio
+
+            with anyio.CancelScope(shield=True):
+                for hook, args in hooks:
+                    try:
+                        value = hook(*args)
+                        if inspect.isawaitable(value):
+                            await value
+                    except Exception:
+                        logger.exception("hook %r of %s raised", _name(hook), run.label())
         if spawned is None:
             raise
         if is_cancellation(exc):

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
+from . import _context
 from ._attempts import Verdict, attempts, run_hooks
 from ._drive import INVOKE, OK, TIMEOUT, UPSTREAM, Effect, Engine
 from ._exceptions import FlowRunTimeoutError, ParameterBindError, ParameterTypeError
-from ._futures import TaskFuture, TaskFutureList
-from ._resolve import has_futures, resolve_inputs
+from ._resolve import collect, has_futures, map_futures, resolve_inputs
 from ._states import CANCELLED, COMPLETED, FAILED, PAUSED, TIMED_OUT, State, StateKind
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ __all__ = ["flow_engine", "state_from_return"]
 def flow_engine(fr: FlowRun) -> Engine:
     spec = fr.spec
     args, kwargs = fr.args, fr.kwargs
+    _context.log_beginning(fr)
     # Futures among the parameters and in wait_for are resolved first, as for task runs; then
     # the values are checked against the annotations.
     if fr.wait_for is not None or has_futures(args, kwargs):
@@ -54,41 +55,25 @@ def _judge(fr: FlowRun, outcome: tuple[int, Any], context: Any) -> Any:
     if code == OK:
         return _returned(fr, value)
     if code == TIMEOUT:
-        message = f"Flow run exceeded timeout of {value} second(s)"
-        return TIMED_OUT, message, FlowRunTimeoutError(message), True
+        error = FlowRunTimeoutError(f"Scope timed out after {value} second(s).")
+        return TIMED_OUT, f"Flow run exceeded timeout of {value} second(s)", error, True
+    if isinstance(value, TimeoutError):
+        return TIMED_OUT, f"Flow run failed due to timeout: {value!r}", value, True
     message = f"Flow run encountered an exception: {type(value).__name__}: {value}"
     return FAILED, message, value, True
 
 
 def _returned(fr: FlowRun, value: Any) -> Generator[Effect, Any, Verdict]:
-    runs = returned_runs(value)
-    if runs:
-        yield (UPSTREAM, runs)
-    fr.returned = value = futures_to_states(value)
+    """A returned value's futures, at any depth, are waited for and become their runs' states:
+    what the caller receives, and (a state, or a collection of states) what the run ends in."""
+    found: list[tuple[Any, bool]] = []
+    collect(value, found)
+    if found:
+        yield (UPSTREAM, [run for run, _ in found])
+        value = map_futures(value, lambda future: future.state)
+    fr.returned = value
     kind, message, data = state_from_return(value)
     return kind, message, data, kind.type is FAILED.type
-
-
-def returned_runs(value: Any) -> list[Any]:
-    """The runs of the futures a body returned (alone, or in a list, tuple or set)."""
-    if type(value) is TaskFuture:
-        return [value.task_run]
-    if type(value) in (list, tuple, set, TaskFutureList):
-        return [item.task_run for item in value if type(item) is TaskFuture]
-    return []
-
-
-def futures_to_states(value: Any) -> Any:
-    """What a caller receives of a returned future: its run's final state (a list of them for
-    a list of futures, as in Prefect)."""
-    if type(value) is TaskFuture:
-        return value.state
-    if type(value) is TaskFutureList:
-        value = list(value)
-    if type(value) in (list, tuple, set) and any(type(item) is TaskFuture for item in value):
-        states = [item.state if type(item) is TaskFuture else item for item in value]
-        return states if type(value) is not tuple else tuple(states)
-    return value
 
 
 def state_from_return(value: Any) -> tuple[StateKind, str | None, Any]:

@@ -158,6 +158,13 @@ class FlowRun(Actor):
     def cancel_reason(self, exc: BaseException) -> str:
         return self._stop_reason or "Flow run was cancelled"
 
+    def end_hooks(self) -> list[tuple[Any, tuple[Any, ...]]]:
+        state = self.state
+        if not (state.is_crashed() or state.is_cancelled()):
+            return []
+        args = (self.spec.owner, self, state)
+        return [(hook, args) for hook in self.spec.hooks_for(state.type)]
+
     # -- the body, supervised -------------------------------------------------------------------
     def invoke_sync(self, op: Effect) -> tuple[int, Any]:
         """Run the body on this thread. A deadline interrupts it; an interrupt (Ctrl-C) stops
@@ -378,7 +385,8 @@ class FlowRun(Actor):
 
         from ._actor import when_all_done
 
-        when_all_done([r for r, _ in upstream], ready)
+        # A run among its own upstream runs fails at once in its engine: do not wait for it.
+        when_all_done([r for r, _ in upstream if r is not run], ready)
 
     def child_ended(self, run: Any, host_cancelled: bool) -> None:
         """A child's driver is done, or it never started (the one completion path)."""

@@ -65,7 +65,7 @@ class TaskFuture(Generic[R]):
         completed, value = run.completed_value()
         if completed:
             return value  # type: ignore[no-any-return]
-        return run.state.result(raise_on_failure=raise_on_failure)  # type: ignore[no-any-return]
+        return run.state.value(raise_on_failure)  # type: ignore[no-any-return]
 
     def add_done_callback(self, fn: Callable[[TaskFuture[R]], object]) -> None:
         """Call ``fn(future)`` once the run is done, on the thread that finishes it."""
@@ -91,10 +91,10 @@ class TaskFuture(Generic[R]):
         completed, value = run.completed_value()
         if completed:
             return value  # type: ignore[no-any-return]
-        return run.state.result()  # type: ignore[no-any-return]
+        return run.state.value()  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
-        return f"TaskFuture({self._run.name!r}, state={self._run.state_name()})"
+        return f"TaskFuture({self._run.name!r}, state={self._run.state_name})"
 
 
 class TaskFutureList(list[TaskFuture[R]]):
@@ -104,13 +104,14 @@ class TaskFutureList(list[TaskFuture[R]]):
         wait(self, timeout=timeout)
 
     def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> list[R]:
-        """Results in input order; the first failure (in that order) is raised."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        out: list[R] = []
-        for future in self:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            out.append(future.result(timeout=remaining, raise_on_failure=raise_on_failure))
-        return out
+        """Results in input order, once all are done; the first failure (in that order) is
+        raised. Raises :class:`TimeoutError` if they are not all done within ``timeout``."""
+        _, not_done = wait(self, timeout=timeout)
+        if not_done:
+            raise TimeoutError(
+                f"Timed out waiting for all futures to complete within {timeout} seconds"
+            )
+        return [future.result(raise_on_failure=raise_on_failure) for future in self]
 
 
 class DoneAndNotDoneFutures(NamedTuple, Generic[R]):
@@ -120,7 +121,7 @@ class DoneAndNotDoneFutures(NamedTuple, Generic[R]):
 
 def _check_timeout(timeout: float | None) -> None:
     if timeout is not None and timeout < 0:
-        raise ValueError(f"timeout must be a non-negative number of seconds or None, got {timeout}")
+        raise ValueError(f"'timeout' must be a non-negative number, got {timeout}")
 
 
 def wait(

@@ -16,7 +16,7 @@ import attrs
 
 from ._exceptions import MappingLengthMismatch, MappingMissingIterable, UpstreamTaskError
 from ._futures import TaskFuture, TaskFutureList
-from ._states import NOT_READY
+from ._states import FAILED, NOT_READY, State
 
 if TYPE_CHECKING:
     from ._task_run import TaskRun
@@ -56,9 +56,9 @@ class quote(Generic[T]):
 class NotReadyError(Exception):
     """Raised inside resolution: an upstream run did not complete."""
 
-    def __init__(self, upstream: TaskRun) -> None:
-        super().__init__(upstream)
-        self.upstream = upstream
+    def __init__(self, run_id: int | None) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
 
 
 def _children(value: Any) -> Iterable[Any] | None:
@@ -94,7 +94,7 @@ def collect(value: Any, into: list[tuple[TaskRun, bool]], allowed: bool = False)
 
 
 def substitute(value: Any, allowed: bool = False) -> Any:
-    """A copy of ``value`` with each future replaced by its run's result.
+    """A copy of ``value`` with each future, and each state, replaced by its run's result.
 
     Raises :class:`NotReadyError` for an upstream run that did not complete, unless it sits
     inside ``allow_failure``, in which case its exception takes its place.
@@ -103,12 +103,9 @@ def substitute(value: Any, allowed: bool = False) -> Any:
     if kind in _ATOMIC:
         return value
     if kind is TaskFuture:
-        state = value.task_run.state
-        if state.is_completed():
-            return state.data
-        if allowed and state.is_failed():
-            return state.result(raise_on_failure=False)
-        raise NotReadyError(value.task_run)
+        return _result_of(value.task_run.state, allowed)
+    if isinstance(value, State):  # a state passed as an argument gives its result, as in Prefect
+        return _result_of(value, allowed)
     if kind is allow_failure:
         return substitute(value.value, True)
     if kind is quote:
@@ -117,25 +114,53 @@ def substitute(value: Any, allowed: bool = False) -> Any:
         return substitute(value.value, allowed)
     if kind is TaskFutureList:  # the futures of a map call resolve to a plain list of results
         return [substitute(v, allowed) for v in value]
+    return _rebuilt(value, lambda child: substitute(child, allowed))
+
+
+def _result_of(state: State[Any], allowed: bool) -> Any:
+    if state.is_completed():
+        return state.data
+    if allowed and state.is_final():
+        return state.value(raise_on_failure=False)
+    raise NotReadyError(state.run_id)
+
+
+def map_futures(value: Any, fn: Callable[[TaskFuture[Any]], Any]) -> Any:
+    """A copy of ``value`` with ``fn(future)`` in place of each future, at any depth (``quote``
+    stops the walk; a map call's futures become a plain list)."""
+    kind = type(value)
+    if kind in _ATOMIC or kind is quote:
+        return value
+    if kind is TaskFuture:
+        return fn(value)
+    if kind is TaskFutureList:
+        return [map_futures(v, fn) for v in value]
+    return _rebuilt(value, lambda child: map_futures(child, fn))
+
+
+def _rebuilt(value: Any, fn: Callable[[Any], Any]) -> Any:
+    """``value`` (a list, tuple, set, dict, dataclass or attrs instance) with ``fn`` applied to
+    its members; the same object when nothing changed."""
+    kind = type(value)
     if kind in (list, tuple, set, frozenset):
-        items = [substitute(v, allowed) for v in value]
+        items = [fn(v) for v in value]
         if all(a is b for a, b in zip(items, value, strict=True)):
-            return value  # nothing inside was resolved: keep the caller's object
+            return value  # nothing inside was replaced: keep the caller's object
         return kind(items)
     if kind is dict:
-        pairs = [(substitute(k, allowed), substitute(v, allowed)) for k, v in value.items()]
+        pairs = [(fn(k), fn(v)) for k, v in value.items()]
         if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(pairs, value.items(), strict=True)):
             return value
         return dict(pairs)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = [f for f in dataclasses.fields(value) if f.init]
-        changes = {f.name: substitute(getattr(value, f.name), allowed) for f in fields}
+        changes = {f.name: fn(getattr(value, f.name)) for f in fields}
         if all(changes[f.name] is getattr(value, f.name) for f in fields):
             return value
         return dataclasses.replace(value, **changes)
     if attrs.has(kind):
         fields_ = [a for a in attrs.fields(kind) if a.init]
-        changes = {a.alias or a.name: substitute(getattr(value, a.name), allowed) for a in fields_}
+        changes = {a.alias or a.name: fn(getattr(value, a.name)) for a in fields_}
         if all(changes[a.alias or a.name] is getattr(value, a.name) for a in fields_):
             return value
         return attrs.evolve(value, **changes)
@@ -160,16 +185,28 @@ def resolve_inputs(
     if wait_for is not None:
         collect(wait_for, ordering)
     if data or ordering:
+        if any(upstream is actor for upstream, _ in data + ordering):
+            # A wait_for list that came to hold the run's own future: waiting would never end.
+            name = actor.spec.name
+            error = ValueError(
+                "Discovered a task depending on itself. Raising to avoid a deadlock. Please "
+                f"inspect the inputs and dependencies of {name}."
+            )
+            actor.transition(FAILED, str(error), error)
+            return None
         if not actor.is_flow:
             actor.upstream = [upstream.id for upstream, _ in data]
         yield (UPSTREAM, [upstream for upstream, _ in data + ordering])
     try:
         for upstream, allowed in ordering:
             if not allowed and not upstream.state.is_completed():
-                raise NotReadyError(upstream)
+                raise NotReadyError(upstream._int_id)
         return substitute(args), substitute(kwargs)
     except NotReadyError as exc:
-        message = f"Upstream task run '{exc.upstream.id}' did not reach a 'COMPLETED' state."
+        import uuid
+
+        upstream_id = "unknown" if exc.run_id is None else uuid.UUID(int=exc.run_id)
+        message = f"Upstream task run '{upstream_id}' did not reach a 'COMPLETED' state."
         actor.transition(NOT_READY, message, UpstreamTaskError(message))
         actor.settle(actor.state)
         return None

@@ -9,6 +9,7 @@ state)``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
 
 import attrs
@@ -63,7 +64,8 @@ class RunSpec:
     retry_condition: Callable[..., Any] | None = None
     timeout: float | None = None
     log_prints: bool | None = None
-    tags: frozenset[str] = frozenset()
+    #: The tags of the task or flow (read when a run asks: Prefect lets a task's be changed).
+    tags: AbstractSet[str] = frozenset()
     on_running: tuple[Callable[..., Any], ...] = ()
     on_completion: tuple[Callable[..., Any], ...] = ()
     on_failure: tuple[Callable[..., Any], ...] = ()
@@ -76,7 +78,7 @@ class RunSpec:
             return self.on_completion
         if state_type is StateType.FAILED:
             return self.on_failure
-        if state_type is StateType.CANCELLED:
+        if state_type is StateType.CANCELLED or state_type is StateType.CANCELLING:
             return self.on_cancellation
         if state_type is StateType.CRASHED:
             return self.on_crashed

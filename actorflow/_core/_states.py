@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 R = TypeVar("R")
 
 
-class StateType(enum.Enum):
-    """The type of a state; named states (``Cached``, ``TimedOut``, ...) refine one of these."""
+class StateType(enum.StrEnum):
+    """The type of a state; named states (``Cached``, ``TimedOut``, ...) refine one of these.
+
+    As in Prefect, a type equals its value (``StateType.COMPLETED == "COMPLETED"``)."""
 
     SCHEDULED = "SCHEDULED"
     PENDING = "PENDING"
@@ -69,9 +71,11 @@ class StateKind:
         self.final = type in FINAL_TYPES
         self.next_codes: frozenset[int] = frozenset()  # filled in from the table below
 
-    def at(self, timestamp_ns: int, message: str | None = None, data: Any = None) -> State[Any]:
-        """This kind as the state of a run, at ``timestamp_ns``."""
-        return State(self.type, self.name, timestamp_ns, message, data, from_run=True)
+    def at(
+        self, timestamp_ns: int, message: str | None = None, data: Any = None, run_id: int = 0
+    ) -> State[Any]:
+        """This kind as the state of the run ``run_id``, at ``timestamp_ns``."""
+        return State(self.type, self.name, timestamp_ns, message, data, run_id=run_id)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, StateKind) and other.type is self.type and other.name == self.name
@@ -113,6 +117,7 @@ _ALLOWED: dict[StateType | None, frozenset[StateType]] = {
     _T.RUNNING: frozenset(
         {
             _T.RUNNING,
+            _T.PENDING,  # a body that returned Pending() ends its run there, as in Prefect
             _T.COMPLETED,
             _T.FAILED,
             _T.CRASHED,
@@ -181,9 +186,18 @@ class State(Generic[R]):
     timestamp_ns: int = attrs.field(factory=_now_ns)
     message: str | None = None
     data: Any = attrs.field(default=None, repr=False)
-    #: Whether a run recorded this state (as opposed to code that made it): a body that returns
-    #: a state it made ends in it; one that returns another run's state is judged by it.
-    from_run: bool = attrs.field(default=False, repr=False, eq=False, kw_only=True)
+    #: The id of the run that recorded this state (``None`` for one that code made): a body that
+    #: returns a state it made ends in it; one that returns another run's state is judged by it.
+    run_id: int | None = attrs.field(default=None, repr=False, eq=False, kw_only=True)
+
+    @property
+    def from_run(self) -> bool:
+        return self.run_id is not None
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.name}(message={self.message!r}, type={self.type.value}, result={self.data!r})"
+        )
 
     @property
     def timestamp(self) -> datetime.datetime:
@@ -225,24 +239,37 @@ class State(Generic[R]):
     def is_final(self) -> bool:
         return self.type in FINAL_TYPES
 
-    def result(self, raise_on_failure: bool = True) -> R:
-        """The run's result; for a failed, crashed or cancelled run, its exception is raised.
+    def result(self, raise_on_failure: bool = True) -> Any:
+        """The run's result; for a failed, crashed or cancelled run, its exception is raised
+        (returned instead with ``raise_on_failure=False``).
 
-        With ``raise_on_failure=False`` the exception is returned instead of raised.
+        As in Prefect, code running on an event loop gets an awaitable of it (``await
+        state.result()``); see :meth:`aresult`.
         """
+        if _in_async_context():
+            return self.aresult(raise_on_failure)
+        return self.value(raise_on_failure)
+
+    async def aresult(self, raise_on_failure: bool = True) -> R:
+        """:meth:`result`, awaited."""
+        return self.value(raise_on_failure)
+
+    def value(self, raise_on_failure: bool = True) -> R:
+        """:meth:`result` without Prefect's awaitable in async code: the result itself."""
         if self.type is StateType.COMPLETED:
-            return self.data  # type: ignore[no-any-return]
+            return self.data  # type: ignore[no-any-return]  # the result a run recorded
         if not self.is_final():
             if self.type is StateType.PAUSED:
                 raise PausedRun("Run is paused, its result is not available.")
             raise UnfinishedRun(f"Run is in {self.type.value} state, its result is not available.")
         data = self.data
-        if not raise_on_failure and data is not None:
+        if not raise_on_failure and (data is not None or self.run_id is not None):
+            # A run's recorded data is its result, None included (a body returned Failed()).
             return data  # type: ignore[no-any-return]
         exc = data if isinstance(data, BaseException) else _exception_for(self)
         if raise_on_failure:
             raise exc
-        return exc  # type: ignore[return-value]
+        return exc  # type: ignore[return-value]  # raise_on_failure=False gives the exception
 
     def __str__(self) -> str:
         inner = [repr(self.message)] if self.message else []
@@ -265,12 +292,12 @@ def _exception_for(state: State[Any]) -> BaseException:
         return CrashedRun(state.message or "Run crashed.")
     data = state.data
     if isinstance(data, State):  # a state derived from another run's: that run's exception
-        return data.result(raise_on_failure=False) if data.is_final() else _exception_for(data)
+        return data.value(raise_on_failure=False) if data.is_final() else _exception_for(data)
     if isinstance(data, (list, tuple, set)):
         # A state derived from several states: raise the first failure among them.
         for inner in data:
             if isinstance(inner, State) and inner.is_final() and not inner.is_completed():
-                exc: BaseException = inner.result(raise_on_failure=False)
+                exc: BaseException = inner.value(raise_on_failure=False)
                 return exc
     if isinstance(data, str):
         return FailedRun(data)
@@ -282,6 +309,13 @@ def raise_state_exception(state: State[Any]) -> None:
     if state.is_failed() or state.is_crashed() or state.is_cancelled():
         data = state.data
         raise data if isinstance(data, BaseException) else _exception_for(state)
+
+
+def _in_async_context() -> bool:
+    """Whether an event loop (asyncio or trio) runs in this thread (Prefect's test, trio too)."""
+    from ._spawn import current_backend
+
+    return current_backend() is not None
 
 
 def _make(kind: StateKind) -> Callable[..., State[Any]]:
@@ -311,3 +345,6 @@ Cancelling = _make(CANCELLING)
 Cancelled = _make(CANCELLED)
 Crashed = _make(CRASHED)
 Paused = _make(PAUSED)
+#: Prefect's other named states.
+Suspended = _make(StateKind(StateType.PAUSED, "Suspended"))
+AwaitingConcurrencySlot = _make(StateKind(StateType.SCHEDULED, "AwaitingConcurrencySlot"))

@@ -117,7 +117,7 @@ class TaskRun(Actor):
 
     @property
     def tags(self) -> frozenset[str]:
-        return self.spec.tags | self._context_tags
+        return frozenset(self.spec.tags) | self._context_tags
 
     # -- what drivers call ----------------------------------------------------------------------
     def engine(self) -> Engine:
@@ -260,7 +260,9 @@ def _engine(run: TaskRun) -> Engine:
                 return
             if found:
                 run.transition(RUNNING)
-                run.transition(CACHED, "Result found in the cache", value)
+                run.transition(CACHED, None, value)
+                if _context.lifecycle_logging(run):
+                    _context.log_finished(run)
                 if spec.on_completion:
                     from ._attempts import run_hooks
 

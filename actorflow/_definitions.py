@@ -78,7 +78,18 @@ class Definition(Generic[P, R]):
             or inspect.isasyncgenfunction(fn)
             or (not inspect.isfunction(fn) and inspect.iscoroutinefunction(type(fn).__call__)),
         )
+        #: A generator function's runs are iterated: "sync" or "async" generator, else None.
+        setattr_(
+            self,
+            "_yields",
+            "sync"
+            if inspect.isgeneratorfunction(fn)
+            else "async"
+            if inspect.isasyncgenfunction(fn)
+            else None,
+        )
         setattr_(self, "_signature", Signature(fn))
+        setattr_(self, "_unbound_signature", self._signature)
         self._setup()
         setattr_(self, "spec", self._make_spec())
 
@@ -142,8 +153,14 @@ class Definition(Generic[P, R]):
         # Assigning an option (``my_flow.retries = 2``) redefines the run's options.
         fields = attrs.fields_dict(type(self.options)) if "options" in self.__dict__ else {}
         if name in fields:
-            object.__setattr__(self, "options", attrs.evolve(self.options, **{name: value}))
-            self._define(self._unbound_fn)
+            before = self.options
+            object.__setattr__(self, "options", attrs.evolve(before, **{name: value}))
+            try:
+                self._define(self._unbound_fn)
+            except BaseException:
+                object.__setattr__(self, "options", before)  # a rejected option changes nothing
+                self._define(self._unbound_fn)
+                raise
         else:
             object.__setattr__(self, name, value)
 
@@ -175,7 +192,7 @@ class Definition(Generic[P, R]):
         """Arguments by parameter name; a method's instance (or class) is included first."""
         bound = self._bound_to
         if bound is not None:
-            unbound = Signature(self._unbound_fn)
+            unbound: Signature = self._unbound_signature
             return unbound.bind((bound, *args), kwargs, apply_defaults)
         return self.signature.bind(args, kwargs, apply_defaults)
 

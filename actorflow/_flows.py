@@ -13,6 +13,7 @@ from ._core import (
     NOT_RETURNED,
     FlowRun,
     FlowSpec,
+    InvalidNameError,
     State,
     TaskRunner,
     ThreadPoolTaskRunner,
@@ -22,7 +23,14 @@ from ._core import (
     format_run_name,
 )
 from ._definitions import Definition
-from ._options import check_hooks, check_retries, check_retry_delay, check_run_name, check_timeout
+from ._options import (
+    check_hooks,
+    check_reserved,
+    check_retries,
+    check_retry_delay,
+    check_run_name,
+    check_timeout,
+)
 from ._validation import ParameterValidator
 
 __all__ = ["Flow", "FlowOptions", "flow"]
@@ -38,11 +46,7 @@ _NOUNS = (
     "otter", "falcon", "badger", "heron", "lynx", "marten", "newt", "orca", "panda", "quail",
     "raven", "seal", "tapir", "urchin", "vole", "walrus", "yak", "zebra", "ibis", "gecko",
 )  # fmt: skip
-_INVALID_NAME_CHARS = "/%<>&"
-
-
-class InvalidNameError(ValueError):
-    """A flow name contains a character that is not allowed."""
+_INVALID_NAME_CHARS = ["/", "%", "&", ">", "<"]
 
 
 @attrs.frozen(kw_only=True)
@@ -83,20 +87,24 @@ class Flow(Definition[P, R]):
     def _setup(self) -> None:
         o = self.options
         if o.name is not None and not isinstance(o.name, str):
-            hint = " Perhaps you meant to call it?" if callable(o.name) else ""
+            hint = ""
+            if callable(o.name):
+                called = getattr(o.name, "__name__", "name")
+                hint = f"Perhaps you meant to call it? e.g. '@flow(name={called}())'"
             raise TypeError(
                 f"Expected string for flow parameter 'name'; got {type(o.name).__name__} "
-                f"instead.{hint}"
+                f"instead. {hint}"
             )
         fn_name = self._fn_name
         name = o.name or ("unknown-lambda" if fn_name == "<lambda>" else fn_name.replace("_", "-"))
         bad = [c for c in _INVALID_NAME_CHARS if c in name]
         if bad:
             raise InvalidNameError(
-                f"Name {name!r} contains an invalid character {bad[0]!r}: flow names "
-                f"may not contain any of {_INVALID_NAME_CHARS!r}"
+                f"Name {name!r} contains an invalid character. Must not contain any of: "
+                f"{_INVALID_NAME_CHARS}."
             )
         self._name = name
+        check_reserved(self.signature)
         owner = f"flow {name!r}"
         self._retries = check_retries(owner, o.retries)
         delay = check_retry_delay(owner, o.retry_delay_seconds, None)[0]
@@ -129,6 +137,7 @@ class Flow(Definition[P, R]):
             owner=self,
             bind=self.bind,
             run_name=self._run_name,
+            custom_run_name=o.flow_run_name is not None,
             retries=self._retries,
             retry_delay=self._delay,
             timeout=self._timeout,
@@ -231,17 +240,35 @@ class Flow(Definition[P, R]):
         """
         return_state = kwargs.pop("return_state", False) if "return_state" in kwargs else False
         wait_for = kwargs.pop("wait_for", None) if "wait_for" in kwargs else None
+        self.bind(args, kwargs, False)  # arguments that do not bind raise here, not in the run
         if self.isasync:
             return self._call_async(args, kwargs, return_state, wait_for)
-        run = FlowRun(self.spec, args, kwargs, current_run.get(), wait_for)
-        drive_here(run)
+        run, started = self._new_run(args, kwargs, wait_for)
+        if not started:
+            drive_here(run)
         return _outcome(run, return_state)
+
+    def _new_run(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Any
+    ) -> tuple[FlowRun, bool]:
+        """The run of this call, and whether it has run already: a retried parent flow reuses
+        the completed subflow run of an earlier attempt (see ``FlowRun.earlier_subflow``)."""
+        parent = current_run.get()
+        if parent is None or not isinstance(parent, FlowRun):
+            return FlowRun(self.spec, args, kwargs, parent, wait_for), False
+        key, earlier = parent.earlier_subflow(self.spec)
+        if earlier is not None:
+            return earlier, True
+        run = FlowRun(self.spec, args, kwargs, parent, wait_for)
+        parent.record_subflow(key, run)
+        return run, False
 
     async def _call_async(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool, wait_for: Any
     ) -> Any:
-        run = FlowRun(self.spec, args, kwargs, current_run.get(), wait_for)
-        await drive_async(run)
+        run, started = self._new_run(args, kwargs, wait_for)
+        if not started:
+            await drive_async(run)
         return _outcome(run, return_state)
 
 

@@ -59,10 +59,7 @@ def check_retry_delay(owner: str, delay: Any, jitter: Any) -> tuple[Any, float |
     ``retry_jitter_factor`` (a number >= 0); returns them normalised."""
     if jitter is not None:
         if not _is_number(jitter) or not math.isfinite(jitter) or jitter < 0:
-            raise ValueError(
-                f"{owner}: `retry_jitter_factor` must be >= 0 (a finite number), got "
-                f"{_describe(jitter)}"
-            )
+            raise ValueError("`retry_jitter_factor` must be >= 0.")
         jitter = float(jitter)
     if delay is None or callable(delay):
         return delay, jitter
@@ -71,8 +68,7 @@ def check_retry_delay(owner: str, delay: Any, jitter: Any) -> tuple[Any, float |
     if isinstance(delay, (list, tuple)):
         if len(delay) > MAX_RETRY_DELAYS:
             raise ValueError(
-                f"{owner}: Can not configure more than {MAX_RETRY_DELAYS} retry delays per "
-                f"task, got {len(delay)}"
+                f"Can not configure more than {MAX_RETRY_DELAYS} retry delays per task."
             )
         return [_check_seconds(owner, "each of retry_delay_seconds", d) for d in delay], jitter
     raise TypeError(

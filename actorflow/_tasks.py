@@ -21,8 +21,11 @@ from ._core import (
     drive_async,
     drive_here,
     format_run_name,
+    iterate_async_run,
+    iterate_run,
     map_over,
     mappable,
+    may_block,
     quote,
     suspendable,
 )
@@ -76,6 +79,10 @@ class TaskOptions:
     on_running: Iterable[Callable[..., Any]] | None = None
     retry_condition_fn: Callable[..., Any] | None = None
     cache_unhashable: str = "error"
+    #: Accepted so Prefect scripts run; they feed Prefect's flow visualisation and asset
+    #: tracking, which actorflow does not have.
+    viz_return_value: Any = None
+    asset_deps: Any = None
 
 
 class Task(Definition[P, R]):
@@ -146,6 +153,7 @@ class Task(Definition[P, R]):
             on_failure=hooks["on_failure"],
             task_key=self._key,
             cache=self.cache,
+            suspends=self._yields is None and self.isasync and may_block(self.fn),
         )
 
     def _run_name(self, name: str, template: Any, run: TaskRun) -> str:
@@ -234,6 +242,8 @@ class Task(Definition[P, R]):
         """Run the task here. Accepts ``wait_for=[...]`` and ``return_state=True``."""
         wait_for = kwargs.pop("wait_for", None) if "wait_for" in kwargs else None
         return_state = kwargs.pop("return_state", False) if "return_state" in kwargs else False
+        if self._yields is not None:
+            return self._iterate(args, kwargs, wait_for, return_state)
         if self.isasync:
             return self._call_async(args, kwargs, wait_for, return_state)
         run = TaskRun(self.spec, args, kwargs, current_run.get(), current_flow_run(), wait_for)
@@ -247,6 +257,24 @@ class Task(Definition[P, R]):
         await drive_async(run)
         return _outcome(run, return_state)
 
+    def _iterate(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Any, return_state: bool
+    ) -> Any:
+        # A generator task's run is iterated by its caller (see _core/_generators.py).
+        if return_state:
+            raise ValueError("The return_type for a generator task must be 'result'")
+        run = TaskRun(self.spec, args, kwargs, current_run.get(), current_flow_run(), wait_for)
+        if self._yields == "async":
+            return iterate_async_run(run)
+        return iterate_run(run)
+
+    def _check_not_generator(self, how: str) -> None:
+        if self._yields is not None:
+            raise ValueError(
+                f"Generator task {self.name!r} cannot be {how}: its items are passed to the "
+                "code that iterates it, so call it and iterate the result."
+            )
+
     def submit(self, *args: Any, **kwargs: Any) -> Any:
         """Start a run under the current flow and return its :class:`TaskFuture`.
 
@@ -255,6 +283,8 @@ class Task(Definition[P, R]):
         """
         wait_for = kwargs.pop("wait_for", None) if "wait_for" in kwargs else None
         return_state = kwargs.pop("return_state", False) if "return_state" in kwargs else False
+        if self._yields is not None:
+            self._check_not_generator("submitted")
         parent = current_run.get()
         flow: Any = parent
         while flow is not None and not flow.is_flow:
@@ -282,6 +312,8 @@ class Task(Definition[P, R]):
         """
         wait_for = kwargs.pop("wait_for", None) if "wait_for" in kwargs else None
         return_state = kwargs.pop("return_state", False) if "return_state" in kwargs else False
+        if self._yields is not None:
+            self._check_not_generator("mapped")
         flow = current_flow_run()
         if flow is None:
             raise RuntimeError(
@@ -293,13 +325,17 @@ class Task(Definition[P, R]):
         params = sig.expand_var_kwargs(sig.bind(args, kwargs, apply_defaults=False))
         wrappers: dict[str, type] = {}
         for key, value in params.items():
+            # Futures and states given directly are resolved, so their results can be mapped;
+            # inside allow_failure a failed one gives its exception (passed whole to every run).
+            raise_on_failure = True
             if type(value) in (allow_failure, quote):
                 wrappers[key] = type(value)
+                raise_on_failure = type(value) is quote
                 value = value.value
             if type(value) is TaskFuture:
-                value = value.result()
+                value = value.result(raise_on_failure=raise_on_failure)
             elif isinstance(value, State):
-                value = value.value()
+                value = value.value(raise_on_failure)
             params[key] = value
         expanded = map_over(self.name, params, mappable)
         if wrappers:

@@ -5,16 +5,21 @@ from typing import TYPE_CHECKING, Any
 from ._core import ActorflowException as ActorflowException
 from ._core import BlockingWaitOnEventLoop as BlockingWaitOnEventLoop
 from ._core import CancelledRun as CancelledRun
+from ._core import ConfigurationError as ConfigurationError
 from ._core import CrashedRun as CrashedRun
 from ._core import FailedRun as FailedRun
 from ._core import FlowRunTimeoutError as FlowRunTimeoutError
+from ._core import InvalidNameError as InvalidNameError
 from ._core import InvalidStateTransition as InvalidStateTransition
 from ._core import MappingLengthMismatch as MappingLengthMismatch
 from ._core import MappingMissingIterable as MappingMissingIterable
 from ._core import MissingContextError as MissingContextError
+from ._core import MissingResult as MissingResult
 from ._core import ParameterBindError as ParameterBindError
+from ._core import ParameterTypeError as ParameterTypeError
 from ._core import PausedRun as PausedRun
 from ._core import ReservedArgumentError as ReservedArgumentError
+from ._core import SerializationError as SerializationError
 from ._core import TaskRunTimeoutError as TaskRunTimeoutError
 from ._core import UnfinishedRun as UnfinishedRun
 from ._core import UpstreamTaskError as UpstreamTaskError
@@ -29,16 +34,21 @@ __all__ = (
     "BlockingWaitOnEventLoop",
     "CacheKeyError",
     "CancelledRun",
+    "ConfigurationError",
     "CrashedRun",
     "FailedRun",
     "FlowRunTimeoutError",
+    "InvalidNameError",
     "InvalidStateTransition",
     "MappingLengthMismatch",
     "MappingMissingIterable",
     "MissingContextError",
+    "MissingResult",
     "ParameterBindError",
+    "ParameterTypeError",
     "PausedRun",
     "ReservedArgumentError",
+    "SerializationError",
     "TaskRunTimeoutError",
     "UnfinishedRun",
     "UnhashableInput",

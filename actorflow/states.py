@@ -1,5 +1,6 @@
 """Run states: ``State``, ``StateType`` and a constructor per named state."""
 
+from ._core import AwaitingConcurrencySlot as AwaitingConcurrencySlot
 from ._core import AwaitingRetry as AwaitingRetry
 from ._core import Cached as Cached
 from ._core import Cancelled as Cancelled
@@ -16,10 +17,13 @@ from ._core import Running as Running
 from ._core import Scheduled as Scheduled
 from ._core import State as State
 from ._core import StateType as StateType
+from ._core import Suspended as Suspended
 from ._core import TimedOut as TimedOut
 from ._core import fixup_module_metadata as _fixup_module_metadata
+from ._core import raise_state_exception as raise_state_exception
 
 __all__ = (
+    "AwaitingConcurrencySlot",
     "AwaitingRetry",
     "Cached",
     "Cancelled",
@@ -36,7 +40,9 @@ __all__ = (
     "Scheduled",
     "State",
     "StateType",
+    "Suspended",
     "TimedOut",
+    "raise_state_exception",
 )
 
 _fixup_module_metadata(__name__, globals())

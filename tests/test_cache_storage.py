@@ -281,15 +281,38 @@ def test_hits_return_fresh_copies_of_mutable_results() -> None:
     assert items(3) == [0, 1, 2]
 
 
-def test_an_unserializable_result_fails_the_run(tmp_path: Path) -> None:
+def test_an_unserializable_result_completes_unpersisted_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[int] = []
+
     @task(cache_policy=INPUTS, result_storage=str(tmp_path))
     def make_lock(x: int) -> Any:
+        calls.append(x)
         return threading.Lock()
 
     state = make_lock(1, return_state=True)
-    assert state.is_failed()
-    assert (state.message or "").startswith("Could not persist the result: TypeError")
+    assert state.is_completed()
+    assert type(state.result()) is type(threading.Lock())
+    warning = next(r for r in caplog.records if "serializing result" in r.getMessage())
+    assert warning.levelname == "WARNING"
+    assert "cannot be serialized" in warning.getMessage() or "pickle" in warning.getMessage()
     assert records(tmp_path) == []
+    make_lock(1)  # nothing was recorded, so it runs again
+    assert calls == [1, 1]
+
+
+def test_a_storage_failure_fails_the_run(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+
+    @task(cache_policy=INPUTS, result_storage=str(blocker))
+    def double(x: int) -> int:
+        return 2 * x
+
+    state = double(1, return_state=True)
+    assert state.is_failed()  # unlike a result that cannot be serialized, nothing completes
+    assert "cannot be stored: a part of it is a record, not a folder" in (state.message or "")
 
 
 # -- keys ------------------------------------------------------------------------------------------
@@ -527,3 +550,20 @@ def test_a_run_keyed_on_itself_is_not_kept_in_memory(tmp_path: Path) -> None:
 
     assert alone() == [1, 2, 3]
     assert shared_for(storage.location).statistics().entries == 0
+
+
+def test_configured_key_storage_holds_the_records_and_survives_combining(tmp_path: Path) -> None:
+    keys, results = tmp_path / "keys", tmp_path / "results"
+    policy = (INPUTS + TASK_SOURCE).configure(key_storage=str(keys))
+    assert (policy - "y").key_storage == str(keys)
+    assert (INPUTS.configure(key_storage=str(keys)) + TASK_SOURCE).key_storage == str(keys)
+    assert INPUTS.key_storage is None  # configure gives a copy
+
+    @task(cache_policy=policy - "y", result_storage=str(results))
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    assert add(1, 2) == 3
+    assert add(1, 5) == 3  # y is left out of the key
+    assert len(records(keys)) == 1
+    assert not results.exists()

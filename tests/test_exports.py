@@ -16,6 +16,12 @@ PUBLIC = [
     "actorflow.runs",
     "actorflow.cache_policies",
     "actorflow.results",
+    "actorflow.context",
+    "actorflow.logging",
+    "actorflow.tasks",
+    "actorflow.flows",
+    "actorflow.runtime",
+    "actorflow.utilities.annotations",
 ]
 
 

@@ -133,11 +133,18 @@ def test_parameter_validation() -> None:
     def needs_two(x: int, y: int) -> int:
         return x + y
 
-    state = needs_two(1, return_state=True)  # type: ignore[call-arg]
+    # Arguments that do not bind raise at the call, with or without return_state (as in
+    # Prefect); no run is made.
+    with RunRecorder() as recorder:
+        with pytest.raises(ParameterBindError, match="missing a required argument: 'y'"):
+            needs_two(1, return_state=True)  # type: ignore[call-arg]
+        with pytest.raises(ParameterBindError, match="missing a required argument: 'y'"):
+            needs_two(1)  # type: ignore[call-arg]
+    assert recorder.runs() == []
+    # Values of the wrong type fail the run.
+    state = needs_two(1, "x", return_state=True)  # type: ignore[arg-type]
     assert state.is_failed()
     assert state.message.startswith("Validation of flow parameters failed with error")
-    with pytest.raises(ParameterBindError, match="missing a required argument: 'y'"):
-        needs_two(1)  # type: ignore[call-arg]
 
 
 def test_flow_run_name_template_and_callable() -> None:
@@ -320,3 +327,44 @@ async def test_async_flow_failure_cancels_children(anyio_backend: str) -> None:
     assert state.is_failed()
     (future,) = futures
     assert future.state.type is StateType.CANCELLED
+
+
+def test_a_retried_parent_reuses_completed_subflows_and_reruns_failed_ones() -> None:
+    calls: list[str] = []
+    attempt = {"parent": 0}
+
+    @flow
+    def child(tag: str) -> str:
+        calls.append(tag)
+        if tag == "flaky" and attempt["parent"] == 1:
+            raise ValueError("child failed")
+        return tag.upper()
+
+    @flow(retries=1)
+    def parent() -> list[str]:
+        attempt["parent"] += 1
+        first, second = child("a"), child("b")  # two calls: two keys
+        flaky = child("flaky", return_state=True)
+        if attempt["parent"] == 1:
+            raise RuntimeError("parent failed after its subflows")
+        return [first, second, flaky.result()]
+
+    assert parent() == ["A", "B", "FLAKY"]
+    # The second attempt reused "a" and "b" (completed); the flaky one ran again.
+    assert calls == ["a", "b", "flaky", "flaky"]
+
+
+def test_subflows_of_a_parent_without_retries_always_run() -> None:
+    calls: list[int] = []
+
+    @flow
+    def child() -> int:
+        calls.append(1)
+        return len(calls)
+
+    @flow
+    def parent() -> list[int]:
+        return [child(), child()]
+
+    assert parent() == [1, 2]
+    assert parent() == [3, 4]

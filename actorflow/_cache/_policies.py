@@ -68,6 +68,33 @@ class CachePolicy:
     #: Whether the key names the run that owns the task run (``RUN_ID``): its records cannot be
     #: hit once that run has ended, so they are not kept in memory beyond it.
     keys_on_run = False
+    #: Where this policy's records are kept, overriding the task's ``result_storage`` (a path
+    #: or a storage); set with :meth:`configure`.
+    key_storage: Any = None
+    #: Kept for the transactions a cached run opens: the lock manager and isolation level.
+    lock_manager: Any = None
+    isolation_level: Any = None
+
+    def configure(
+        self,
+        key_storage: Any = None,
+        lock_manager: Any = None,
+        isolation_level: Any = None,
+    ) -> CachePolicy:
+        """A copy of this policy with its records kept in ``key_storage`` (a folder or a
+        storage) and, for the transactions of its runs, a lock manager and isolation level.
+        Options not given keep this policy's."""
+        import copy
+
+        configured = copy.copy(self)
+        for name, value in (
+            ("key_storage", key_storage),
+            ("lock_manager", lock_manager),
+            ("isolation_level", isolation_level),
+        ):
+            if value is not None:
+                object.__setattr__(configured, name, value)  # frozen subclasses too
+        return configured
 
     def compute_key(
         self,
@@ -96,12 +123,22 @@ class CachePolicy:
             return NotImplemented
         if isinstance(other, NoCache):
             return self
-        return CompoundCachePolicy(policies=(self, other))
+        return _carry(CompoundCachePolicy(policies=(self, other)), self, other)
 
     def __sub__(self, other: str) -> CachePolicy:
         # Only policies that hash inputs have anything to leave out.
         _check_name(other)
         return self
+
+
+def _carry(policy: CachePolicy, *sources: CachePolicy) -> CachePolicy:
+    """``policy`` with the :meth:`~CachePolicy.configure` settings of ``sources`` (the first
+    one set wins), so that combining configured policies keeps their settings."""
+    settings = {
+        name: next((v for s in sources if (v := getattr(s, name)) is not None), None)
+        for name in ("key_storage", "lock_manager", "isolation_level")
+    }
+    return policy.configure(**settings) if any(v is not None for v in settings.values()) else policy
 
 
 def _check_name(other: Any) -> None:
@@ -173,7 +210,7 @@ class Inputs(_Builtin):
 
     def __sub__(self, other: str) -> CachePolicy:
         _check_name(other)
-        return Inputs(exclude=(*self.exclude, other))
+        return _carry(Inputs(exclude=(*self.exclude, other)), self)
 
 
 @final
@@ -322,13 +359,15 @@ class CompoundCachePolicy(_Builtin):
     def __add__(self, other: CachePolicy) -> CachePolicy:
         if not isinstance(other, CachePolicy):
             return NotImplemented
-        return CompoundCachePolicy(policies=(*self.policies, other))
+        return _carry(CompoundCachePolicy(policies=(*self.policies, other)), self, other)
 
     def __sub__(self, other: str) -> CachePolicy:
         _check_name(other)
         if not any(isinstance(policy, Inputs) for policy in self.policies):
             return self  # no dependency on inputs to begin with
-        return CompoundCachePolicy(policies=(*self.policies, Inputs(exclude=(other,))))
+        return _carry(
+            CompoundCachePolicy(policies=(*self.policies, Inputs(exclude=(other,)))), self
+        )
 
 
 def task_input_hash(context: KeyContext, arguments: dict[str, Any]) -> str | None:

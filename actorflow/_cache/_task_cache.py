@@ -22,6 +22,7 @@ import anyio
 
 from .._core import (
     ParameterBindError,
+    SerializationError,
     blocking_region,
     current_clock,
     runtime,
@@ -126,6 +127,8 @@ class TaskCache:
         self._scope = _scope_of(task.identity)
         options = task.options
         self.storage = options.result_storage
+        if policy is not None and policy.key_storage is not None:
+            self.storage = policy.key_storage  # the policy's own place for its records
         self.serializer = (
             None
             if options.result_serializer is None
@@ -135,7 +138,6 @@ class TaskCache:
         self.refresh = bool(options.refresh_cache)
         self.is_async = bool(task.isasync)
         self.warn_unhashable = options.cache_unhashable == "warn"
-        self._binder = _FastBinder(task)
 
     def __repr__(self) -> str:
         return f"TaskCache({self.name!r}, policy={self.policy!r})"
@@ -145,17 +147,11 @@ class TaskCache:
         flow_run = run.flow
         if self.persist is None and (flow_run is None or not flow_run.persist_result):
             return None
-        task = run.task
-        if task is self.task:
-            try:
-                params = self._binder.bind(args, kwargs)
-            except ParameterBindError:
-                return None  # the run fails on its own, with the usual message
-        else:  # a copy bound to an instance (or class): its binding names it, first
-            try:
-                params = task.bind(args, kwargs)
-            except ParameterBindError:
-                return None
+        task = run.task  # a copy bound to an instance (or class) binds it as the first parameter
+        try:
+            params = task.bind(args, kwargs)
+        except ParameterBindError:
+            return None  # the run fails on its own, with the usual message
         try:
             path = self._path(task, run, flow_run, params)
         except UnhashableInput as exc:
@@ -385,7 +381,10 @@ class TaskCache:
     # -- writing --------------------------------------------------------------------------------
     def write(self, slot: Slot, value: Any) -> Any:
         """Persist ``value`` under the slot's key (in async runs, an awaitable)."""
-        fmt, payload = slot.serializer.dumps(value)
+        try:
+            fmt, payload = slot.serializer.dumps(value)
+        except Exception as exc:
+            raise SerializationError(f"{type(exc).__name__}: {exc}") from exc
         now = current_clock().time()
         expires = None if slot.expires_in is None else now + slot.expires_in
         data = encode_record(slot.path, fmt, payload, now, expires)
@@ -470,39 +469,3 @@ def _flow_option(flow_run: Any, name: str) -> Any:
                 return value
         flow_run = flow_run.parent
     return None
-
-
-@final
-class _FastBinder:
-    """Binds the common calls (no ``*args``/``**kwargs`` in the signature) without
-    ``inspect.Signature.bind``, which costs more than a whole cache hit; anything else, and
-    every error, goes through the task's own binding."""
-
-    __slots__ = ("defaults", "names", "positional", "task")
-
-    def __init__(self, task: Any) -> None:
-        self.task = task
-        params = task.signature.sig.parameters.values()
-        simple = all(p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in params)
-        self.names: tuple[str, ...] | None = tuple(p.name for p in params) if simple else None
-        self.positional = sum(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
-        self.defaults = {p.name: p.default for p in params if p.default is not p.empty}
-
-    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        names = self.names
-        if names is None or len(args) > self.positional:
-            return self.task.bind(args, kwargs)  # type: ignore[no-any-return]
-        params: dict[str, Any] = dict(zip(names, args, strict=False))
-        used = len(args)
-        defaults = self.defaults
-        for name in names[len(args) :]:
-            if name in kwargs:
-                params[name] = kwargs[name]
-                used += 1
-            elif name in defaults:
-                params[name] = defaults[name]
-            else:
-                return self.task.bind(args, kwargs)  # type: ignore[no-any-return]
-        if used != len(args) + len(kwargs):
-            return self.task.bind(args, kwargs)  # type: ignore[no-any-return]
-        return params

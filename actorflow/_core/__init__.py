@@ -15,9 +15,12 @@ from ._clock import SystemClock as SystemClock
 from ._clock import VirtualClock as VirtualClock
 from ._clock import current_clock as current_clock
 from ._clock import use_clock as use_clock
+from ._context import FlowRunContext as FlowRunContext
+from ._context import TaskRunContext as TaskRunContext
 from ._context import current_flow_run as current_flow_run
 from ._context import current_run as current_run
 from ._context import current_tags as current_tags
+from ._context import get_run_context as get_run_context
 from ._context import get_run_logger as get_run_logger
 from ._context import tags as tags
 from ._drive import CRASH as CRASH
@@ -34,17 +37,21 @@ from ._drive import drive_sync as drive_sync
 from ._exceptions import ActorflowException as ActorflowException
 from ._exceptions import BlockingWaitOnEventLoop as BlockingWaitOnEventLoop
 from ._exceptions import CancelledRun as CancelledRun
+from ._exceptions import ConfigurationError as ConfigurationError
 from ._exceptions import CrashedRun as CrashedRun
 from ._exceptions import FailedRun as FailedRun
 from ._exceptions import FlowRunTimeoutError as FlowRunTimeoutError
+from ._exceptions import InvalidNameError as InvalidNameError
 from ._exceptions import InvalidStateTransition as InvalidStateTransition
 from ._exceptions import MappingLengthMismatch as MappingLengthMismatch
 from ._exceptions import MappingMissingIterable as MappingMissingIterable
 from ._exceptions import MissingContextError as MissingContextError
+from ._exceptions import MissingResult as MissingResult
 from ._exceptions import ParameterBindError as ParameterBindError
 from ._exceptions import ParameterTypeError as ParameterTypeError
 from ._exceptions import PausedRun as PausedRun
 from ._exceptions import ReservedArgumentError as ReservedArgumentError
+from ._exceptions import SerializationError as SerializationError
 from ._exceptions import TaskRunTimeoutError as TaskRunTimeoutError
 from ._exceptions import UnfinishedRun as UnfinishedRun
 from ._exceptions import UpstreamTaskError as UpstreamTaskError
@@ -57,6 +64,8 @@ from ._futures import TaskFuture as TaskFuture
 from ._futures import TaskFutureList as TaskFutureList
 from ._futures import as_completed as as_completed
 from ._futures import wait as wait
+from ._generators import iterate_async_run as iterate_async_run
+from ._generators import iterate_run as iterate_run
 from ._pool import PoolStatistics as PoolStatistics
 from ._pool import WorkerPool as WorkerPool
 from ._pool import blocking_region as blocking_region
@@ -64,8 +73,10 @@ from ._records import RunRecorder as RunRecorder
 from ._records import TransitionEvent as TransitionEvent
 from ._records import observe as observe
 from ._resolve import allow_failure as allow_failure
+from ._resolve import map_futures as map_futures
 from ._resolve import map_over as map_over
 from ._resolve import mappable as mappable
+from ._resolve import opaque as opaque
 from ._resolve import quote as quote
 from ._resolve import unmapped as unmapped
 from ._retries import exponential_backoff as exponential_backoff
@@ -79,6 +90,7 @@ from ._specs import FlowSpec as FlowSpec
 from ._specs import RunCache as RunCache
 from ._specs import RunSpec as RunSpec
 from ._specs import TaskSpec as TaskSpec
+from ._states import AwaitingConcurrencySlot as AwaitingConcurrencySlot
 from ._states import AwaitingRetry as AwaitingRetry
 from ._states import Cached as Cached
 from ._states import Cancelled as Cancelled
@@ -95,8 +107,10 @@ from ._states import Running as Running
 from ._states import Scheduled as Scheduled
 from ._states import State as State
 from ._states import StateType as StateType
+from ._states import Suspended as Suspended
 from ._states import TimedOut as TimedOut
 from ._states import raise_state_exception as raise_state_exception
+from ._suspend import may_block as may_block
 from ._suspend import suspendable as suspendable
 from ._task_run import TaskRun as TaskRun
 

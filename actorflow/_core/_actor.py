@@ -143,13 +143,15 @@ class Actor:
         # Flat: kind, timestamp_ns, message, data for each state, oldest first. No tuple per
         # transition outlives the call, which keeps long-lived objects (and GC work) down.
         self._observers = observers.get()
-        self._kind: StateKind | None = initial
+        self._kind: StateKind | None = None
+        self._history: list[Any] = []
+        self.prepare()
         if initial is None:
-            self._history: list[Any] = []
             return
         if initial.code not in INITIAL_CODES:
             check_transition(self.label(), None, initial)
         ts = time.time_ns()
+        self._kind = initial
         self._history = [initial, ts, None, None]
         if self._observers:
             self._emit(None, initial.at(ts, None, None, self._int_id))
@@ -167,6 +169,19 @@ class Actor:
 
     def label(self) -> str:
         return f"{'flow' if self.is_flow else 'task'} run {self.name!r}"
+
+    def prepare(self) -> None:
+        """Called once the run has its identity, before its first state is recorded (a subclass
+        names the run here)."""
+
+    def named(self, make: Callable[[Any], str]) -> str:
+        """``make(self)``, the run's name, computed with the run as the current run (a name
+        function may read ``actorflow.runtime.task_run``)."""
+        token = _context.current_run.set(self)  # type: ignore[arg-type]  # a TaskRun or FlowRun
+        try:
+            return make(self)
+        finally:
+            _context.current_run.reset(token)
 
     def task_key(self) -> str | None:
         """The key of the task this run belongs to (``None`` for flow runs)."""

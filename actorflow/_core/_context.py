@@ -144,10 +144,7 @@ def get_run_logger() -> RunLoggerAdapter:
     """
     run = current_run.get()
     if run is None:
-        raise MissingContextError(
-            "There is no active flow or task run context: get_run_logger() can only be called "
-            "from inside a task or flow."
-        )
+        raise MissingContextError("There is no active flow or task run context.")
     ensure_console()
     return logger_for(run)
 
@@ -259,3 +256,57 @@ def log_finished(run: Any) -> None:
     failed = state.is_failed() or state.is_crashed()
     level = logging.ERROR if failed and (not run.is_flow or state.is_crashed()) else logging.INFO
     logger_for(run).log(level, f"Finished in state {state}")
+
+
+# -- Prefect's run contexts ----------------------------------------------------------------------
+class TaskRunContext:
+    """What ``TaskRunContext.get()`` gives inside a task run (``None`` elsewhere): the run, its
+    task and its parameters. One per run: ``get_run_context() is TaskRunContext.get()``."""
+
+    __slots__ = ("parameters", "task", "task_run")
+
+    def __init__(self, run: Any) -> None:
+        self.task_run = run
+        self.task = run.spec.owner
+        self.parameters: dict[str, Any] = run.parameters
+
+    @classmethod
+    def get(cls) -> TaskRunContext | None:
+        run: Any = current_run.get()
+        if run is None or run.is_flow or not hasattr(run, "run_context"):
+            return None
+        return run.run_context()  # type: ignore[no-any-return]  # a TaskRun's context
+
+    def __repr__(self) -> str:
+        return f"TaskRunContext(task_run={self.task_run.name!r})"
+
+
+class FlowRunContext:
+    """What ``FlowRunContext.get()`` gives inside a flow run, and inside its task runs (``None``
+    elsewhere): the run, its flow and its parameters."""
+
+    __slots__ = ("flow", "flow_run", "parameters")
+
+    def __init__(self, run: Any) -> None:
+        self.flow_run = run
+        self.flow = run.spec.owner
+        self.parameters: dict[str, Any] = run.parameters
+
+    @classmethod
+    def get(cls) -> FlowRunContext | None:
+        run = current_flow_run()
+        return None if run is None else run.run_context()  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"FlowRunContext(flow_run={self.flow_run.name!r})"
+
+
+def get_run_context() -> TaskRunContext | FlowRunContext:
+    """The context of the innermost run: a task run's, else a flow run's. Raises
+    :class:`MissingContextError` outside any run."""
+    context: TaskRunContext | FlowRunContext | None = TaskRunContext.get() or FlowRunContext.get()
+    if context is None:
+        raise MissingContextError(
+            "No run context available. You are not in a flow or task run context."
+        )
+    return context

@@ -59,6 +59,22 @@ class ParameterTypeError(ActorflowException, TypeError):
     """A flow's parameters do not fit its annotations and cannot be coerced to them."""
 
 
+class InvalidNameError(ActorflowException, ValueError):
+    """A flow's name holds a character that is not allowed."""
+
+
+class ConfigurationError(ActorflowException):
+    """Options that do not work together (e.g. SERIALIZABLE isolation without a lock manager)."""
+
+
+class SerializationError(ActorflowException):
+    """A result could not be serialized with the serializer chosen for it."""
+
+
+class MissingResult(ActorflowException):
+    """A state holds no result to give (results that were not kept)."""
+
+
 class ReservedArgumentError(ActorflowException, TypeError):
     """A task or flow function uses a parameter name that calls reserve (``wait_for``...)."""
 

@@ -57,6 +57,18 @@ class SupervisorStatistics:
 
 
 @final
+class _Subflows:
+    """The subflow runs of a flow run with retries, by key (see ``earlier_subflow``)."""
+
+    __slots__ = ("attempt", "calls", "runs")
+
+    def __init__(self) -> None:
+        self.attempt = -1
+        self.calls: dict[str, int] = {}
+        self.runs: dict[tuple[str, int], FlowRun] = {}
+
+
+@final
 class FlowRun(Actor):
     """One run of a flow: the supervisor of the task runs it submits."""
 
@@ -73,8 +85,10 @@ class FlowRun(Actor):
         "_lock",
         "_loop_group",
         "_name",
+        "_run_context",
         "_runner",
         "_stop_reason",
+        "_subflows",
         "args",
         "kwargs",
         "log_prints",
@@ -82,6 +96,7 @@ class FlowRun(Actor):
         "returned",
         "run_count",
         "spec",
+        "tags",
         "wait_for",
     )
     is_flow = True
@@ -99,6 +114,9 @@ class FlowRun(Actor):
         self.kwargs = kwargs
         self.wait_for = wait_for
         self._name: str | None = None
+        self._run_context: _context.FlowRunContext | None = None
+        #: The tags of ``with tags(...)`` blocks around the call.
+        self.tags: frozenset[str] = _context.current_tags.get()
         outer = _context.current_flow_run() if parent is not None else None
         log_prints = spec.log_prints
         if log_prints is None:
@@ -126,7 +144,37 @@ class FlowRun(Actor):
         self._stop_reason: str | None = None
         self._async_running = 0
         self._backlog: deque[TaskRun] = deque()
+        self._subflows: _Subflows | None = None
         Actor.__init__(self, parent, PENDING)
+
+    def earlier_subflow(self, spec: FlowSpec) -> tuple[Any, FlowRun | None]:
+        """For a subflow this run's body calls: its key in this run (the flow's name and how
+        many times this attempt called it before) and, when this run is a retry, the subflow
+        run an earlier attempt made under that key, if it completed: as in Prefect, a retried
+        parent reuses it rather than run it again. Only runs with retries keep the book."""
+        if not self.spec.retries:
+            return None, None
+        book = self._subflows
+        if book is None:
+            book = self._subflows = _Subflows()
+        if book.attempt != self.run_count:
+            book.attempt = self.run_count
+            book.calls.clear()
+        n = book.calls[spec.name] = book.calls.get(spec.name, -1) + 1
+        key = (spec.name, n)
+        earlier = book.runs.get(key)
+        if earlier is not None and earlier.spec is spec and earlier.state.is_completed():
+            return key, earlier
+        return key, None
+
+    def record_subflow(self, key: Any, run: FlowRun) -> None:
+        if key is not None and self._subflows is not None:
+            self._subflows.runs[key] = run
+
+    def prepare(self) -> None:
+        make = self.spec.run_name
+        if make is not None and self.spec.custom_run_name:
+            self._name = self.named(make)  # once per run, at the call, as in Prefect
 
     @property
     def name(self) -> str:
@@ -134,7 +182,7 @@ class FlowRun(Actor):
         if name is None:
             make = self.spec.run_name
             assert make is not None  # a flow's spec always names its runs
-            name = self._name = make(self)
+            name = self._name = self.named(make)
         return name
 
     @property
@@ -145,6 +193,13 @@ class FlowRun(Actor):
     @property
     def flow_run_id(self) -> Any:
         return self.id
+
+    def run_context(self) -> _context.FlowRunContext:
+        """Prefect's ``FlowRunContext`` of this run (one per run)."""
+        context = self._run_context
+        if context is None:
+            context = self._run_context = _context.FlowRunContext(self)
+        return context
 
     @property
     def parameters(self) -> dict[str, Any]:

@@ -53,6 +53,15 @@ class quote(Generic[T]):
         return self.value
 
 
+@final
+@attrs.frozen
+class opaque(Generic[T]):
+    """Resolve ``value`` if it is a future (or state), but do not look inside it for others:
+    for large arguments, whose traversal would cost."""
+
+    value: T
+
+
 class NotReadyError(Exception):
     """Raised inside resolution: an upstream run did not complete."""
 
@@ -87,6 +96,10 @@ def collect(value: Any, into: list[tuple[TaskRun, bool]], allowed: bool = False)
         return
     if kind is quote:
         return
+    if kind is opaque:
+        if type(value.value) is TaskFuture:
+            into.append((value.value.task_run, allowed))
+        return
     children = _children(value)
     if children is not None:
         for child in children:
@@ -110,6 +123,11 @@ def substitute(value: Any, allowed: bool = False) -> Any:
         return substitute(value.value, True)
     if kind is quote:
         return value.value
+    if kind is opaque:
+        inner = value.value
+        if type(inner) is TaskFuture or isinstance(inner, State):
+            return substitute(inner, allowed)
+        return inner
     if kind is unmapped:
         return substitute(value.value, allowed)
     if kind is TaskFutureList:  # the futures of a map call resolve to a plain list of results
@@ -247,16 +265,15 @@ def map_over(
         else:
             static[key] = value
     if not sized and not unsized:
-        types = {k: type(v).__name__ for k, v in params.items()}
         raise MappingMissingIterable(
-            f"No iterable parameters were received for {fn_name}.map(). Parameters for map must "
-            f"include at least one iterable. Parameter types: {types}"
+            "No iterable parameters were received. Parameters for map must include at least one "
+            f"iterable. Parameters: {params}"
         )
 
     def mismatch(lengths: dict[str, Any]) -> MappingLengthMismatch:
         return MappingLengthMismatch(
-            f"Received iterable parameters with different lengths for {fn_name}.map(). "
-            f"Parameters for map must all be the same length. Got lengths: {lengths}"
+            "Received iterable parameters with different lengths. Parameters for map must all be "
+            f"the same length. Got lengths: {lengths}"
         )
 
     # What knows its length decides how many items an iterator must give, and an iterator is

@@ -57,6 +57,9 @@ class RunSpec:
     bind: Callable[..., dict[str, Any]]
     #: ``run_name(run)``: the name of a run (``None``: a task run is named after its task).
     run_name: Callable[[Any], str] | None = None
+    #: Whether ``run_name`` is the user's (computed when the run is made) or a default one
+    #: (computed when the name is first needed).
+    custom_run_name: bool = False
     retries: int = 0
     retry_delay: RetryDelay = None
     retry_jitter: float | None = None
@@ -92,6 +95,9 @@ class TaskSpec(RunSpec):
     #: The task's stable key (made on first use: it reads the function's source).
     task_key: Callable[[], str]
     cache: RunCache | None = None
+    #: An async task whose body may block on a run (``future.result()``...): its body runs so
+    #: that such a wait suspends it rather than the event loop (see ``_suspend``).
+    suspends: bool = False
 
 
 @attrs.frozen(kw_only=True)

@@ -46,6 +46,9 @@ class StateType(enum.StrEnum):
     def __repr__(self) -> str:
         return f"StateType.{self.name}"
 
+    def __str__(self) -> str:
+        return f"StateType.{self.name}"
+
 
 FINAL_TYPES = frozenset(
     {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}

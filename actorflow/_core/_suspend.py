@@ -21,7 +21,10 @@ from typing import Any, final
 
 from ._spawn import Loop
 
-__all__ = ["await_here", "suspendable", "suspendable_body", "wait_for_runs"]
+__all__ = ["await_here", "may_block", "suspendable", "suspendable_body", "wait_for_runs"]
+
+#: Names whose use in an async task's code marks a body that may wait on a run while blocking.
+_BLOCKING_NAMES = frozenset({"result", "wait", "as_completed", "wait_sync"})
 
 # Set once a body greenlet exists (greenlet is imported then): until then, ``suspendable()`` is
 # one truth test, and code that runs no async flow never imports greenlet.
@@ -49,6 +52,21 @@ def suspendable() -> bool:
     """Whether the running code is inside an async flow's body on its loop's thread, where a
     blocking wait can suspend the body instead (see :func:`await_here`)."""
     return _active and type(greenlet.getcurrent()) is _BodyGreenlet
+
+
+def may_block(fn: Any) -> bool:
+    """Whether the code of an async task ``fn`` (nested functions and comprehensions included)
+    names a blocking wait: its body then runs suspendable, as an async flow's does. A wait
+    hidden in a helper called from the body is not seen; it raises ``BlockingWaitOnEventLoop``
+    with what to do instead."""
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    pending = [code] if code is not None else []
+    while pending:
+        code = pending.pop()
+        if not _BLOCKING_NAMES.isdisjoint(code.co_names):
+            return True
+        pending.extend(c for c in code.co_consts if hasattr(c, "co_names"))
+    return False
 
 
 def await_here(awaitable: Awaitable[Any]) -> Any:

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any, final
 
-from . import _context, _pool
+from . import _context, _pool, _suspend
 from ._actor import Actor
 from ._attempts import Verdict, attempts
 from ._callables import is_bind_error
@@ -20,12 +20,14 @@ from ._exceptions import (
     CancelledRun,
     FlowDeadlineInterrupt,
     ParameterBindError,
+    SerializationError,
     TaskDeadlineInterrupt,
     TaskRunTimeoutError,
 )
 from ._interrupt import Interruptible
 from ._resolve import has_futures, resolve_inputs
 from ._runtime import runtime
+from ._spawn import current_loop
 from ._specs import TaskSpec
 from ._states import (
     CACHED,
@@ -53,6 +55,7 @@ class TaskRun(Actor):
     __slots__ = (
         "_context_tags",
         "_name",
+        "_run_context",
         "args",
         "flow",
         "kwargs",
@@ -84,9 +87,13 @@ class TaskRun(Actor):
         #: Ids of the runs whose futures this run received (its lineage).
         self.upstream: Sequence[Any] = ()
         self._context_tags = _context.current_tags.get()
-        if spec.run_name is not None:
-            self._name = spec.run_name(self)  # a bad template fails the call, as in Prefect
+        self._run_context: _context.TaskRunContext | None = None
         Actor.__init__(self, parent, PENDING)
+
+    def prepare(self) -> None:
+        make = self.spec.run_name
+        if make is not None:
+            self._name = self.named(make)  # a bad template fails the call, as in Prefect
 
     @property
     def name(self) -> str:
@@ -116,6 +123,18 @@ class TaskRun(Actor):
         return self.spec.bind(self.args, self.kwargs)
 
     @property
+    def flow_run_id(self) -> Any:
+        """The id of the flow run this run belongs to (``None`` outside flows)."""
+        return None if self.flow is None else self.flow.id
+
+    def run_context(self) -> _context.TaskRunContext:
+        """Prefect's ``TaskRunContext`` of this run (one per run)."""
+        context = self._run_context
+        if context is None:
+            context = self._run_context = _context.TaskRunContext(self)
+        return context
+
+    @property
     def tags(self) -> frozenset[str]:
         return frozenset(self.spec.tags) | self._context_tags
 
@@ -138,6 +157,7 @@ class TaskRun(Actor):
             # around the body (no deadline, no print redirection), so a driver calls it inline.
             plain = (
                 spec.timeout is None
+                and not spec.suspends
                 and spec.log_prints is not True
                 and (spec.log_prints is False or flow is None or not flow.log_prints)
                 and not (_context.print_redirected and _context.print_target.get() is not None)
@@ -152,7 +172,7 @@ class TaskRun(Actor):
         printer = _context.enter_print_scope(self)
         try:
             if self.spec.timeout is not None:
-                return _call_with_deadline(self, fn, args, kwargs, self.spec.timeout)
+                return call_with_deadline(self, fn, args, kwargs, self.spec.timeout)
             if self.supervisor is None:  # nobody abandons a run that is not a child
                 try:
                     return OK, fn(*args, **kwargs)
@@ -172,9 +192,14 @@ class TaskRun(Actor):
         fn, args, kwargs = op[1], op[2], op[3]
         printer = _context.enter_print_scope(self)
         try:
-            timeout = self.spec.timeout
+            spec = self.spec
+            timeout = spec.timeout
             if timeout is None:
                 try:
+                    if spec.suspends:
+                        return OK, await _suspend.suspendable_body(
+                            fn(*args, **kwargs), current_loop()
+                        )
                     return OK, await fn(*args, **kwargs)
                 except Exception as exc:
                     return ERR, exc
@@ -183,7 +208,10 @@ class TaskRun(Actor):
             outcome: tuple[int, Any] = (TIMEOUT, timeout)
             with anyio.move_on_after(timeout) as scope:
                 try:
-                    outcome = (OK, await fn(*args, **kwargs))
+                    body = fn(*args, **kwargs)
+                    if spec.suspends:
+                        body = _suspend.suspendable_body(body, current_loop())
+                    outcome = (OK, await body)
                 except Exception as exc:
                     outcome = (ERR, exc)
             if scope.cancel_called:
@@ -269,7 +297,7 @@ def _engine(run: TaskRun) -> Engine:
                     yield from run_hooks(run, spec, spec.on_completion)
                 return
 
-    plain = spec.timeout is None and not _context.print_scope_needed(run)
+    plain = spec.timeout is None and not spec.suspends and not _context.print_scope_needed(run)
     yield from attempts(
         run, spec, (INVOKE, spec.fn, args, kwargs, plain), _judge, (slot, args, kwargs)
     )
@@ -311,6 +339,14 @@ def _persist(run: TaskRun, slot: Any, value: Any) -> Generator[Effect, Any, Verd
     assert cache is not None  # a slot means a cache
     try:
         yield (CALL, cache.write, (slot, value))
+    except SerializationError as exc:
+        # As in Prefect: the run goes on and completes with its value, only not persisted.
+        _context.logger_for(run).warning(
+            "Encountered an error while serializing result for record %r: %s. Code execution "
+            "will continue, but the result will not be persisted.",
+            slot.path,
+            exc,
+        )
     except Exception as exc:
         message = f"Could not persist the result: {type(exc).__name__}: {exc}"
         return FAILED, message, exc, False
@@ -318,7 +354,7 @@ def _persist(run: TaskRun, slot: Any, value: Any) -> Generator[Effect, Any, Verd
 
 
 # -- sync bodies with a deadline, or off the event loop ---------------------------------------
-def _call_with_deadline(
+def call_with_deadline(
     run: TaskRun, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float
 ) -> tuple[int, Any]:
     # The body runs on a pool thread while this thread waits until the deadline. At the

@@ -15,8 +15,11 @@ submit to. A body already running elsewhere is not cancelled with its flow, as w
 
 from __future__ import annotations
 
+import io
 import pickle
+import sys
 import threading
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -222,8 +225,42 @@ def _cloudpickle_dumps(obj: Any) -> bytes:
     try:
         import cloudpickle  # type: ignore[import-untyped]
     except ImportError:
-        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        buffer = io.BytesIO()
+        _ByDefinition(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+        return buffer.getvalue()
     return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+
+
+class _ByDefinition(pickle.Pickler):
+    """Plain pickle, and the function of a task or flow by the definition's name.
+
+    ``@task`` puts the task where its function was (``jobs.load`` is the Task), so pickle
+    cannot find the function by its name; it is shipped as "the function of ``jobs.load``",
+    which a worker finds by importing the module. A worker of the process runner imports the
+    script that started it as its ``__main__``, so tasks defined in a script need no
+    cloudpickle.
+    """
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is types.FunctionType:
+            fn: types.FunctionType = obj
+            module = sys.modules.get(fn.__module__)
+            if module is not None and "<" not in fn.__qualname__:
+                holder: Any = module
+                for part in fn.__qualname__.split("."):
+                    holder = getattr(holder, part, None)
+                if getattr(holder, "_unbound_fn", None) is fn:
+                    return _definition_function, (fn.__module__, fn.__qualname__)
+        return NotImplemented
+
+
+def _definition_function(module: str, qualname: str) -> Any:
+    import importlib
+
+    holder: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        holder = getattr(holder, part)
+    return holder._unbound_fn
 
 
 def dumps_for_worker(obj: Any) -> bytes:

@@ -1,0 +1,1 @@
+"""Utilities, as in ``prefect.utilities``."""

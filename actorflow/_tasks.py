@@ -141,6 +141,7 @@ class Task(Definition[P, R]):
             run_name=None
             if template is None
             else functools.partial(self._run_name, name, template),
+            custom_run_name=template is not None,
             retries=self._retries,
             retry_delay=self._delay,
             retry_jitter=self._jitter,

@@ -269,6 +269,10 @@ def _with_rss(m: Measurement, rss: Any) -> Measurement:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # Run logs at WARNING for every implementation (Prefect gets PREFECT_LOGGING_LEVEL), as a
+    # service would configure them: the cost of the engine, not of writing a console line per
+    # task run.
+    os.environ.setdefault("ACTORFLOW_LOGGING_LEVEL", "WARNING")
     argv = list(sys.argv[1:] if argv is None else argv)
     if args.list:
         print(list_cases())

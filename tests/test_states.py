@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from actorflow._core import _states
 from actorflow._core._actor import Actor
+from actorflow._core._specs import RunSpec
 from actorflow.exceptions import CancelledRun, CrashedRun, InvalidStateTransition, UnfinishedRun
 from actorflow.states import Cancelled, Completed, Crashed, Failed, Pending, State, StateType
 
@@ -20,6 +21,7 @@ KINDS = [
 
 class Probe(Actor):
     __slots__ = ()
+    spec = RunSpec(name="probe", fn=print, is_async=False, owner=None, bind=dict)
 
     @property
     def name(self) -> str:

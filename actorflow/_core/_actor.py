@@ -46,6 +46,8 @@ from ._states import (
 if TYPE_CHECKING:
     import uuid
 
+    from ._specs import RunSpec
+
 logger = logging.getLogger("actorflow")
 
 #: ``_final`` value meaning "the last entry of the history" (its State is built on demand).
@@ -91,7 +93,10 @@ class ActorStatistics:
 
 
 class Actor:
-    """Base of TaskRun and FlowRun. Subclasses set ``is_flow`` and provide ``name``."""
+    """Base of TaskRun and FlowRun. Subclasses set ``is_flow`` and ``spec`` and provide
+    ``name``."""
+
+    spec: RunSpec
 
     __slots__ = (
         "__weakref__",
@@ -145,7 +150,8 @@ class Actor:
         self._observers = observers.get()
         self._kind: StateKind | None = None
         self._history: list[Any] = []
-        self.prepare()
+        if self.spec.custom_run_name:
+            self.prepare()
         if initial is None:
             return
         if initial.code not in INITIAL_CODES:
@@ -171,8 +177,8 @@ class Actor:
         return f"{'flow' if self.is_flow else 'task'} run {self.name!r}"
 
     def prepare(self) -> None:
-        """Called once the run has its identity, before its first state is recorded (a subclass
-        names the run here)."""
+        """Called once the run has its identity, before its first state is recorded, when its
+        spec names runs its own way (a subclass names the run here)."""
 
     def named(self, make: Callable[[Any], str]) -> str:
         """``make(self)``, the run's name, computed with the run as the current run (a name

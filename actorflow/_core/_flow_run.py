@@ -100,6 +100,7 @@ class FlowRun(Actor):
         "wait_for",
     )
     is_flow = True
+    spec: FlowSpec
 
     def __init__(
         self,
@@ -173,7 +174,7 @@ class FlowRun(Actor):
 
     def prepare(self) -> None:
         make = self.spec.run_name
-        if make is not None and self.spec.custom_run_name:
+        if make is not None:
             self._name = self.named(make)  # once per run, at the call, as in Prefect
 
     @property

@@ -52,6 +52,8 @@ __all__ = ["TaskRun"]
 class TaskRun(Actor):
     """One run of a task: an actor that owns its state machine and mailbox."""
 
+    spec: TaskSpec
+
     __slots__ = (
         "_context_tags",
         "_name",

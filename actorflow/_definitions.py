@@ -65,6 +65,14 @@ class Definition(Generic[P, R]):
         setattr_(self, "options", options if options is not None else self.Options(**given))
         self._define(fn)
 
+    @classmethod
+    def decorate(cls, fn: Any, options: dict[str, Any]) -> Any:
+        """What ``@task``/``@flow`` give: a definition of ``fn``, or, with no function yet
+        (``@task(retries=2)``), a decorator that makes one with these options."""
+        if fn is not None:
+            return cls(fn, **options)
+        return functools.partial(cls, **options)
+
     def _define(self, fn: Callable[..., Any]) -> None:
         setattr_ = object.__setattr__
         if "_fn_name" not in self.__dict__:  # the first function names the definition for good
@@ -177,6 +185,16 @@ class Definition(Generic[P, R]):
         elif self._binding == _STATIC:
             fn = staticmethod(fn)
         return type(self)(fn, _options=options)
+
+    # hooks as decorators: @my_task.on_completion (flows add on_cancellation and on_crashed)
+    def on_completion(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return self._add_hook("on_completion", fn)
+
+    def on_failure(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return self._add_hook("on_failure", fn)
+
+    def on_running(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return self._add_hook("on_running", fn)
 
     def _add_hook(self, option: str, hook: Callable[..., Any]) -> Callable[..., Any]:
         check_hooks(self.kind, option, [hook])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, ParamSpec, TypeVar, overload
@@ -210,20 +209,11 @@ class Flow(Definition[P, R]):
 
         return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
-    def on_completion(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        return self._add_hook("on_completion", fn)
-
-    def on_failure(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        return self._add_hook("on_failure", fn)
-
     def on_cancellation(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         return self._add_hook("on_cancellation", fn)
 
     def on_crashed(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         return self._add_hook("on_crashed", fn)
-
-    def on_running(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        return self._add_hook("on_running", fn)
 
     # -- running --------------------------------------------------------------------------------
     @overload
@@ -292,6 +282,4 @@ def flow(__fn: None = None, **options: Any) -> Callable[[Callable[P, R]], Flow[P
 
 def flow(__fn: Any = None, **options: Any) -> Any:
     """Make a function a flow: ``@flow`` or ``@flow(task_runner=..., retries=...)``."""
-    if __fn is not None:
-        return Flow(__fn, **options)
-    return functools.partial(Flow, **options)
+    return Flow.decorate(__fn, options)

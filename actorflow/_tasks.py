@@ -221,16 +221,6 @@ class Task(Definition[P, R]):
             return True
         return None
 
-    # hooks as decorators: @my_task.on_completion
-    def on_completion(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        return self._add_hook("on_completion", fn)
-
-    def on_failure(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        return self._add_hook("on_failure", fn)
-
-    def on_running(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        return self._add_hook("on_running", fn)
-
     # -- running --------------------------------------------------------------------------------
     @overload
     def __call__(
@@ -393,6 +383,4 @@ def task(__fn: None = None, **options: Any) -> Callable[[Callable[P, R]], Task[P
 
 def task(__fn: Any = None, **options: Any) -> Any:
     """Make a function a task: ``@task`` or ``@task(retries=2, ...)``."""
-    if __fn is not None:
-        return Task(__fn, **options)
-    return functools.partial(Task, **options)
+    return Task.decorate(__fn, options)

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import logging
 import os
 import platform
 import shlex
@@ -267,12 +268,28 @@ def _with_rss(m: Measurement, rss: Any) -> Measurement:
     return attrs.evolve(m, timing=attrs.evolve(m.timing, peak_bytes=peak), memory_method="rss")
 
 
+@contextlib.contextmanager
+def quiet_run_logs() -> Iterator[None]:
+    """Run logs at WARNING while measuring, in this process and the ones it starts, as Prefect
+    runs with PREFECT_LOGGING_LEVEL: the cost of the engine, not of a console line per task
+    run (both log one at INFO). What the caller had is restored after."""
+    logger = logging.getLogger("actorflow")
+    level, env = logger.level, os.environ.get("ACTORFLOW_LOGGING_LEVEL")
+    if env is None:
+        os.environ["ACTORFLOW_LOGGING_LEVEL"] = "WARNING"
+    logger.setLevel(env or logging.WARNING)
+    try:
+        yield
+    finally:
+        if env is None:
+            os.environ.pop("ACTORFLOW_LOGGING_LEVEL", None)
+        # Unset, actorflow's logger takes its default (INFO) at the first run, which may have
+        # been one measured here: give it that default rather than the root logger's.
+        logger.setLevel(level or env or logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    # Run logs at WARNING for every implementation (Prefect gets PREFECT_LOGGING_LEVEL), as a
-    # service would configure them: the cost of the engine, not of writing a console line per
-    # task run.
-    os.environ.setdefault("ACTORFLOW_LOGGING_LEVEL", "WARNING")
     argv = list(sys.argv[1:] if argv is None else argv)
     if args.list:
         print(list_cases())
@@ -291,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta["report_only"] = args.report_only
     ms: list[Measurement] = []
     try:
-        with frozen_heap():
+        with frozen_heap(), quiet_run_logs():
             if not args.report_only:
                 ms = measure_all(
                     names,

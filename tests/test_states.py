@@ -19,9 +19,11 @@ KINDS = [
 ]  # fmt: skip
 
 
+PROBE = RunSpec(name="probe", fn=print, is_async=False, owner=None, bind=dict)
+
+
 class Probe(Actor):
     __slots__ = ()
-    spec = RunSpec(name="probe", fn=print, is_async=False, owner=None, bind=dict)
 
     @property
     def name(self) -> str:
@@ -32,7 +34,7 @@ class Probe(Actor):
 def test_any_sequence_is_accepted_exactly_when_the_table_allows_it(
     sequence: list[_states.StateKind],
 ) -> None:
-    actor = Probe(None)
+    actor = Probe(PROBE, (), {}, None)
     accepted: list[str] = []
     previous: _states.StateKind | None = None
     for kind in sequence:
@@ -49,7 +51,7 @@ def test_any_sequence_is_accepted_exactly_when_the_table_allows_it(
 
 
 def test_final_states_lead_nowhere() -> None:
-    actor = Probe(None)
+    actor = Probe(PROBE, (), {}, None)
     actor.transition(_states.PENDING)
     actor.transition(_states.RUNNING)
     actor.transition(_states.COMPLETED, data=1)
@@ -59,7 +61,7 @@ def test_final_states_lead_nowhere() -> None:
 
 
 def test_history_timestamps_do_not_go_backwards() -> None:
-    actor = Probe(None)
+    actor = Probe(PROBE, (), {}, None)
     for kind in (_states.PENDING, _states.RUNNING, _states.RETRYING, _states.COMPLETED):
         actor.transition(kind)
     stamps = [s.timestamp_ns for s in actor.history()]

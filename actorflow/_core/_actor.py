@@ -93,8 +93,8 @@ class ActorStatistics:
 
 
 class Actor:
-    """Base of TaskRun and FlowRun. Subclasses set ``is_flow`` and ``spec`` and provide
-    ``name``."""
+    """Base of TaskRun and FlowRun: one run of a spec, with its call's arguments. Subclasses set
+    ``is_flow`` and provide ``name``."""
 
     spec: RunSpec
 
@@ -112,17 +112,39 @@ class Actor:
         "_int_id",
         "_kind",
         "_mailbox",
+        "_name",
         "_observers",
+        "_run_context",
         "_wake",
+        "args",
+        "kwargs",
         "loop",
         "parent",
+        "run_count",
+        "spec",
         "supervisor",
+        "wait_for",
     )
     is_flow = False
 
-    def __init__(self, parent: Actor | None, initial: StateKind | None = None) -> None:
+    def __init__(
+        self,
+        spec: RunSpec,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        parent: Actor | None,
+        wait_for: Any = None,
+        initial: StateKind | None = None,
+    ) -> None:
         """Subclasses set their own attributes first: the ``initial`` state is recorded (and
         observed) last, when the run can already name itself."""
+        self.spec = spec
+        self.args = args
+        self.kwargs = kwargs
+        self.wait_for = wait_for
+        self._name: str | None = None
+        self._run_context: Any = None
+        self.run_count = 0
         self._int_id = _runtime._prefix | next(_runtime._counter)  # as new_id(), inline
         if not _context.console_ready:
             _context.ensure_console()

@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextvars
 import inspect
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, Protocol, final
 
 from . import _context, _pool, _suspend
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CALL",
     "CRASH",
+    "EFFECTS_ASYNC",
+    "EFFECTS_SYNC",
     "ERR",
     "INVOKE",
     "OK",
@@ -52,6 +54,7 @@ __all__ = [
     "Engine",
     "StartBody",
     "Stepper",
+    "advance",
     "call_sync",
     "drive_async",
     "drive_here",
@@ -96,7 +99,56 @@ def call_sync(fn: Any, *args: Any) -> Any:
     return result
 
 
+def advance(gen: Engine, value: Any, thrown: Exception | None) -> Effect | None:
+    """The engine's next effect after ``value`` (or ``thrown``); ``None`` once it has ended."""
+    try:
+        return gen.send(value) if thrown is None else gen.throw(thrown)
+    except StopIteration:
+        return None
+
+
+#: What carrying out an effect gives the engine: ``(value, None)`` or ``(None, exception)``.
+Reply = tuple[Any, Exception | None]
+
+
 # -- on a thread --------------------------------------------------------------------------------
+def _invoke_sync(run: Driven, op: Effect) -> Reply:
+    if op[4] and run.supervisor is None:  # the common case, inline: just the body
+        try:
+            return (OK, op[1](*op[2], **op[3])), None
+        except Exception as exc:
+            return (ERR, exc), None
+    return run.invoke_sync(op), None
+
+
+def _call_sync(run: Driven, op: Effect) -> Reply:
+    try:
+        return call_sync(op[1], *op[2]), None
+    except Exception as exc:
+        return None, exc
+
+
+def _upstream_sync(run: Driven, op: Effect) -> Reply:
+    for upstream in op[1]:
+        upstream.wait_sync()
+    return None, None
+
+
+def _sleep_sync(run: Driven, op: Effect) -> Reply:
+    with _pool.blocking_region():
+        current_clock().sleep_sync(op[1])
+    return None, None
+
+
+#: How a thread carries out each effect, by code.
+EFFECTS_SYNC: tuple[Callable[[Driven, Effect], Reply], ...] = (
+    _upstream_sync,
+    _invoke_sync,
+    _sleep_sync,
+    _call_sync,
+)
+
+
 def drive_sync(run: Driven) -> None:
     """Drive ``run`` to its end on this thread."""
     gen = run.engine()
@@ -105,37 +157,11 @@ def drive_sync(run: Driven) -> None:
     value: Any = None
     thrown: Exception | None = None
     try:
-        while True:
-            try:
-                op = gen.send(value) if thrown is None else gen.throw(thrown)
-            except StopIteration:
+        while (op := advance(gen, value, thrown)) is not None:
+            value, thrown = EFFECTS_SYNC[op[0]](run, op)
+            if run._abandoned:  # its flow was interrupted meanwhile: the run has ended
+                gen.close()
                 return
-            thrown = None
-            code = op[0]
-            if code == INVOKE:
-                if op[4] and run.supervisor is None:  # the common case, inline: just the body
-                    try:
-                        value = (OK, op[1](*op[2], **op[3]))
-                    except Exception as exc:
-                        value = (ERR, exc)
-                else:
-                    value = run.invoke_sync(op)
-                    if run._abandoned:  # its flow was interrupted meanwhile: the run has ended
-                        gen.close()
-                        return
-            elif code == CALL:
-                try:
-                    value = call_sync(op[1], *op[2])
-                except Exception as exc:
-                    value, thrown = None, exc
-            elif code == UPSTREAM:
-                for upstream in op[1]:
-                    upstream.wait_sync()
-                value = None
-            else:  # SLEEP
-                with _pool.blocking_region():
-                    current_clock().sleep_sync(op[1])
-                value = None
     except BaseException as exc:
         gen.close()
         run.interrupted(exc)
@@ -187,6 +213,45 @@ def report_interrupted(run: Any, exc: BaseException) -> None:
 
 
 # -- on an event loop -------------------------------------------------------------------------
+async def _invoke_async(run: Driven, op: Effect) -> Reply:
+    if op[4]:  # the common case, inline: just the body
+        try:
+            return (OK, await op[1](*op[2], **op[3])), None
+        except Exception as exc:
+            return (ERR, exc), None
+    return await run.invoke_async(op), None
+
+
+async def _call_async(run: Driven, op: Effect) -> Reply:
+    try:
+        value = op[1](*op[2])
+        if inspect.isawaitable(value):
+            value = await value
+    except Exception as exc:
+        return None, exc
+    return value, None
+
+
+async def _upstream_async(run: Driven, op: Effect) -> Reply:
+    for upstream in op[1]:
+        await upstream.wait_async()
+    return None, None
+
+
+async def _sleep_async(run: Driven, op: Effect) -> Reply:
+    await current_clock().sleep(op[1])
+    return None, None
+
+
+#: How an event loop carries out each effect, by code.
+EFFECTS_ASYNC: tuple[Callable[[Driven, Effect], Awaitable[Reply]], ...] = (
+    _upstream_async,
+    _invoke_async,
+    _sleep_async,
+    _call_async,
+)
+
+
 async def drive_async(run: Driven, spawned: Loop | None = None) -> None:
     """Drive ``run`` to its end on the running event loop (asyncio or trio).
 
@@ -203,35 +268,8 @@ async def drive_async(run: Driven, spawned: Loop | None = None) -> None:
     thrown: Exception | None = None
     host_cancelled = False
     try:
-        while True:
-            try:
-                op = gen.send(value) if thrown is None else gen.throw(thrown)
-            except StopIteration:
-                return
-            thrown = None
-            code = op[0]
-            if code == INVOKE:
-                if op[4]:  # the common case, inline: just the body
-                    try:
-                        value = (OK, await op[1](*op[2], **op[3]))
-                    except Exception as exc:
-                        value = (ERR, exc)
-                else:
-                    value = await run.invoke_async(op)
-            elif code == CALL:
-                try:
-                    value = op[1](*op[2])
-                    if inspect.isawaitable(value):
-                        value = await value
-                except Exception as exc:
-                    value, thrown = None, exc
-            elif code == UPSTREAM:
-                for upstream in op[1]:
-                    await upstream.wait_async()
-                value = None
-            else:  # SLEEP
-                await current_clock().sleep(op[1])
-                value = None
+        while (op := advance(gen, value, thrown)) is not None:
+            value, thrown = await EFFECTS_ASYNC[op[0]](run, op)
     except BaseException as exc:
         gen.close()
         run.interrupted(exc)

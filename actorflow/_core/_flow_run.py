@@ -84,20 +84,13 @@ class FlowRun(Actor):
         "_lingering",
         "_lock",
         "_loop_group",
-        "_name",
-        "_run_context",
         "_runner",
         "_stop_reason",
         "_subflows",
-        "args",
-        "kwargs",
         "log_prints",
         "persist_result",
         "returned",
-        "run_count",
-        "spec",
         "tags",
-        "wait_for",
     )
     is_flow = True
     spec: FlowSpec
@@ -110,12 +103,6 @@ class FlowRun(Actor):
         parent: Actor | None,
         wait_for: Any = None,
     ) -> None:
-        self.spec = spec
-        self.args = args
-        self.kwargs = kwargs
-        self.wait_for = wait_for
-        self._name: str | None = None
-        self._run_context: _context.FlowRunContext | None = None
         #: The tags of ``with tags(...)`` blocks around the call.
         self.tags: frozenset[str] = _context.current_tags.get()
         outer = _context.current_flow_run() if parent is not None else None
@@ -128,7 +115,6 @@ class FlowRun(Actor):
             persist = outer.persist_result
         #: The flow's ``persist_result``, or the innermost enclosing flow's that set one.
         self.persist_result: bool | None = persist
-        self.run_count = 0
         #: What the body returned, futures replaced by their runs' states (see the engine).
         self.returned: Any = NOT_RETURNED
         self._runner: TaskRunner | None = None
@@ -146,7 +132,7 @@ class FlowRun(Actor):
         self._async_running = 0
         self._backlog: deque[TaskRun] = deque()
         self._subflows: _Subflows | None = None
-        Actor.__init__(self, parent, PENDING)
+        Actor.__init__(self, spec, args, kwargs, parent, wait_for, PENDING)
 
     def earlier_subflow(self, spec: FlowSpec) -> tuple[Any, FlowRun | None]:
         """For a subflow this run's body calls: its key in this run (the flow's name and how
@@ -197,7 +183,7 @@ class FlowRun(Actor):
 
     def run_context(self) -> _context.FlowRunContext:
         """Prefect's ``FlowRunContext`` of this run (one per run)."""
-        context = self._run_context
+        context: _context.FlowRunContext | None = self._run_context
         if context is None:
             context = self._run_context = _context.FlowRunContext(self)
         return context

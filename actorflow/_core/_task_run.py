@@ -56,16 +56,9 @@ class TaskRun(Actor):
 
     __slots__ = (
         "_context_tags",
-        "_name",
-        "_run_context",
-        "args",
         "flow",
-        "kwargs",
         "returned",
-        "run_count",
-        "spec",
         "upstream",
-        "wait_for",
     )
 
     def __init__(
@@ -77,20 +70,13 @@ class TaskRun(Actor):
         flow: FlowRun | None,
         wait_for: Any = None,
     ) -> None:
-        self.spec = spec
-        self.args = args
-        self.kwargs = kwargs
-        self.wait_for = wait_for
         self.flow = flow
-        self._name: str | None = None
-        self.run_count = 0
         #: What the body returned, when that is what a caller receives (a State it returned).
         self.returned: Any = None
         #: Ids of the runs whose futures this run received (its lineage).
         self.upstream: Sequence[Any] = ()
         self._context_tags = _context.current_tags.get()
-        self._run_context: _context.TaskRunContext | None = None
-        Actor.__init__(self, parent, PENDING)
+        Actor.__init__(self, spec, args, kwargs, parent, wait_for, PENDING)
 
     def prepare(self) -> None:
         make = self.spec.run_name
@@ -131,7 +117,7 @@ class TaskRun(Actor):
 
     def run_context(self) -> _context.TaskRunContext:
         """Prefect's ``TaskRunContext`` of this run (one per run)."""
-        context = self._run_context
+        context: _context.TaskRunContext | None = self._run_context
         if context is None:
             context = self._run_context = _context.TaskRunContext(self)
         return context

@@ -3,36 +3,19 @@
 from typing import Any
 
 from .._core import current_flow_run
+from ._common import COMMON, common
 
-_ATTRIBUTES = (
-    "flow_name",
-    "flow_version",
-    "id",
-    "name",
-    "parameters",
-    "parent_flow_run_id",
-    "root_flow_run_id",
-    "run_count",
-    "tags",
-)
+_ATTRIBUTES = (*COMMON, "flow_name", "flow_version", "parent_flow_run_id", "root_flow_run_id")
 
 
 def __getattr__(name: str) -> Any:
     run = current_flow_run()
-    if name == "id":
-        return None if run is None else str(run.id)
-    if name == "name":
-        return None if run is None else run.name
+    if name in COMMON:
+        return common(run, name)
     if name == "flow_name":
         return None if run is None else run.spec.name
     if name == "flow_version":
         return None if run is None else run.flow.version
-    if name == "parameters":
-        return {} if run is None else dict(run.parameters)
-    if name == "run_count":
-        return 0 if run is None else run.run_count
-    if name == "tags":
-        return [] if run is None else sorted(run.tags)
     if name == "parent_flow_run_id":
         parent = None if run is None else run.parent
         while parent is not None and not parent.is_flow:

@@ -1,7 +1,7 @@
 """actorflow: Prefect 3's task and flow model on an asyncio/trio-native actor runtime."""
 
 # Public submodules first, so that their objects report those modules as their home.
-from . import exceptions, futures, runs, runtime, states, task_runners, testing  # noqa: F401
+from . import exceptions, futures, runs, runtime, states, task_runners, testing  # noqa: F401  # `actorflow.states`... without importing each
 from ._core import allow_failure, get_run_logger, quote, tags, unmapped
 from ._core import fixup_module_metadata as _fixup_module_metadata
 from ._flows import Flow, flow

@@ -145,7 +145,8 @@ class Definition(Generic[P, R]):
 
     @property
     def description(self) -> str | None:
-        return self.options.description or inspect.getdoc(self.fn)  # type: ignore[no-any-return]
+        given: str | None = self.options.description
+        return given or inspect.getdoc(self.fn)
 
     def __getattr__(self, option: str) -> Any:
         # The other options read as given (``task.result_storage``, ``flow.version``...); hook

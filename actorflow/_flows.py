@@ -179,7 +179,7 @@ class Flow(Definition[P, R]):
         if runner is None:
             runner = ThreadPoolTaskRunner()
             object.__setattr__(self, "_runner", runner)
-        return runner  # type: ignore[no-any-return]  # set in _setup
+        return runner
 
     @property
     def should_validate_parameters(self) -> bool:
@@ -191,14 +191,14 @@ class Flow(Definition[P, R]):
         o = self.options
         if o.persist_result is None and o.result_serializer is not None:
             return True
-        return o.persist_result  # type: ignore[no-any-return]  # a bool or None
+        return o.persist_result
 
     @property
     def version(self) -> str | None:
         """The given version, else (as in Prefect) a hash of the file that defines the flow."""
         given = self.options.version
         if given is not None:
-            return given  # type: ignore[no-any-return]  # a str
+            return given
         try:
             path = inspect.getsourcefile(self._unbound_fn)
             with open(path, "rb") as f:  # type: ignore[arg-type]  # None is caught below

@@ -22,6 +22,8 @@ import types
 from collections.abc import Callable
 from typing import Any, final
 
+from ._core import runtime
+
 __all__ = ["TaskIdentity", "import_name", "task_identity"]
 
 _MAIN_NAMES = ("__main__", "__mp_main__")
@@ -36,8 +38,7 @@ def _new_process_token() -> None:
 _process_token = ""
 _counter = itertools.count(1)
 _new_process_token()
-if hasattr(os, "register_at_fork"):  # a forked child must not reuse its parent's tokens
-    os.register_at_fork(after_in_child=_new_process_token)
+runtime.at_fork(_new_process_token)  # a forked child must not reuse its parent's tokens
 
 
 def import_name(module: str | None) -> str:

@@ -204,7 +204,7 @@ class Task(Definition[P, R]):
     def tags(self) -> set[str]:
         """The task's tags, a set its runs read when they start (as in Prefect, it may be
         changed in place)."""
-        return self._tags  # type: ignore[no-any-return]  # set in _setup
+        return self._tags
 
     @property
     def persist_result(self) -> bool | None:
@@ -214,7 +214,7 @@ class Task(Definition[P, R]):
 
         o = self.options
         if o.persist_result is not None:
-            return o.persist_result  # type: ignore[no-any-return]  # a bool
+            return o.persist_result
         policy = o.cache_policy
         given = policy is not NOT_SET and policy is not None and policy is not NO_CACHE
         if given or o.cache_key_fn or o.result_serializer or o.result_storage_key is not None:

@@ -243,7 +243,7 @@ class DaskCluster:
     @staticmethod
     def missing() -> str | None:
         try:
-            import distributed  # noqa: F401
+            import distributed  # noqa: F401 (imported only to check it is installed)
         except ImportError:
             return "distributed is not installed (pip install 'actorflow[dask]')"
         return None

@@ -75,7 +75,7 @@ def _child(workload: str, impl: str, n: int) -> dict[str, Any]:
         await fn()
         return {"before": before, "after": _status("VmHWM")}
 
-    return run_async(case.mode, main)  # type: ignore[no-any-return]
+    return run_async(case.mode, main)  # type: ignore[no-any-return]  # run_async returns the coroutine's untyped result
 
 
 if __name__ == "__main__":

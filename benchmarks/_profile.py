@@ -43,7 +43,7 @@ def profile_case(workload: str, impl: str, n: int, out: Path | None = None, top:
             fn()
             main.disable()
         finally:
-            threading.setprofile(None)  # type: ignore[arg-type,unused-ignore]
+            threading.setprofile(None)  # type: ignore[arg-type,unused-ignore]  # typeshed does not allow None, the runtime does
     else:
 
         async def run() -> None:
@@ -63,6 +63,6 @@ def profile_case(workload: str, impl: str, n: int, out: Path | None = None, top:
         out.parent.mkdir(parents=True, exist_ok=True)
         stats.dump_stats(str(out))
     buf = io.StringIO()
-    stats.stream = buf  # type: ignore[attr-defined]
+    stats.stream = buf  # type: ignore[attr-defined]  # pstats.Stats has stream at runtime, not in typeshed
     stats.sort_stats("tottime").print_stats(top)
     return buf.getvalue()

@@ -278,7 +278,7 @@ def time_flow(
     """
     fn = getattr(flow_fn, "fn", flow_fn)
     is_async = bool(getattr(flow_fn, "is_async", False)) or inspect.iscoroutinefunction(fn)
-    mode: Mode = backend if is_async else "sync"  # type: ignore[assignment]
+    mode: Mode = backend if is_async else "sync"  # type: ignore[assignment]  # backend is one of the async Mode literals here
     if is_async and backend not in ("asyncio", "trio"):
         raise ValueError(f"backend must be 'asyncio' or 'trio', got {backend!r}")
 

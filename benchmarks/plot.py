@@ -47,7 +47,7 @@ def plot(ms: Sequence[Measurement], path: Path) -> Path | None:
     for ax, (name, mine) in zip(axes.flat, panels, strict=False):
         impls = list(dict.fromkeys(m.impl for m in mine))
         for impl in impls:
-            points = sorted((m.n, m.timing.per_item_us) for m in mine if m.impl == impl)  # type: ignore[union-attr]
+            points = sorted((m.n, m.timing.per_item_us) for m in mine if m.impl == impl)  # type: ignore[union-attr]  # measurements here always carry timing
             xs, ys = zip(*points, strict=True)
             ours = impl.startswith("actorflow")
             ax.plot(

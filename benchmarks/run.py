@@ -372,7 +372,7 @@ def _load_results(path: Path) -> dict[str, Any]:
     if path.suffix == ".jsonl":
         lines = [json.loads(line) for line in text.splitlines() if line.strip()]
         return {"meta": {"argv": None, "date": "an unfinished run"}, "measurements": lines}
-    return json.loads(text)  # type: ignore[no-any-return]
+    return json.loads(text)  # type: ignore[no-any-return]  # json.loads is untyped
 
 
 def merge(ours: Sequence[Measurement], earlier: Sequence[Measurement]) -> list[Measurement]:

@@ -91,7 +91,7 @@ class PrefectServer:
 
     def ensure(self) -> None:
         if self._stack is None:
-            from prefect.testing.utilities import (  # type: ignore[import-not-found,unused-ignore]
+            from prefect.testing.utilities import (  # type: ignore[import-not-found,unused-ignore]  # prefect is optional and not typed
                 prefect_test_harness,
             )
 
@@ -114,7 +114,7 @@ def prefect_flows() -> dict[str, Callable[..., Any]]:
     # A Prefect home of its own, so that the run touches nothing of the user's.
     os.environ.setdefault("PREFECT_HOME", os.path.join(_scratch().name, "prefect"))
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    import prefect  # type: ignore[import-not-found,unused-ignore]
+    import prefect  # type: ignore[import-not-found,unused-ignore]  # prefect is optional and not typed
 
     PREFECT.ensure()
     return _flows.build(prefect)
@@ -142,7 +142,7 @@ def cache_missing() -> str | None:
 
 def dask_runner_missing() -> str | None:
     try:
-        from actorflow.task_runners import DaskTaskRunner  # noqa: F401
+        from actorflow.task_runners import DaskTaskRunner  # noqa: F401 (imported only to check the runner's extra is installed)
     except ImportError as exc:
         return f"actorflow.task_runners.DaskTaskRunner does not exist yet ({exc})"
     return base.DaskCluster.missing()

@@ -9,6 +9,7 @@ from typing import Any
 
 import anyio
 import pytest
+from support import run_python
 
 from actorflow import flow, task
 from actorflow._core import WorkerPool
@@ -480,3 +481,43 @@ def test_sync_flow_submits_async_tasks() -> None:
         return plus_one.map(doubled).result()
 
     assert my_flow() == [3, 5, 7]
+
+
+FORK_THEN_RUN = """
+import os, sys, asyncio
+from actorflow import flow, task
+
+@task
+async def ainc(x):
+    await asyncio.sleep(0)
+    return x + 1
+
+@task
+def inc(x):
+    return x + 1
+
+@flow
+def both(x):
+    # an async task of a sync flow runs on the runtime loop's thread
+    return ainc.submit(x).result() + inc.submit(x).result()
+
+assert both(1) == 4          # the parent's runtime loop and worker threads are running
+pid = os.fork()
+if pid == 0:
+    import signal
+    signal.alarm(20)  # a child that hangs must not outlive the test
+    try:
+        ok = both(10) == 22  # the child has none of those threads: it starts its own
+    except BaseException:
+        os._exit(3)
+    os._exit(0 if ok else 2)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_runs_flows_with_async_tasks() -> None:
+    result = run_python(FORK_THEN_RUN, timeout=30)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "0", result.stderr[-2000:]

@@ -368,3 +368,30 @@ def test_subflows_of_a_parent_without_retries_always_run() -> None:
 
     assert parent() == [1, 2]
     assert parent() == [3, 4]
+
+
+def test_a_flow_hook_cannot_submit_task_runs_to_its_finished_flow() -> None:
+    errors: list[str] = []
+
+    @task
+    def late() -> int:
+        return 1
+
+    def submits(flow: Any, flow_run: Any, state: State[Any]) -> None:
+        try:
+            late.submit()
+        except RuntimeError as exc:
+            errors.append(str(exc))
+        errors.append(f"runner released: {flow_run._runner is None}")
+
+    @flow(on_completion=[submits])
+    def finished() -> None:
+        pass
+
+    assert finished(return_state=True).is_completed()
+    assert len(errors) == 2
+    assert (
+        errors[0].startswith("flow run ")
+        and "has finished: it cannot take new task runs" in errors[0]
+    )
+    assert errors[1] == "runner released: True"

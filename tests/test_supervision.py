@@ -3,6 +3,7 @@ that fail to start, cancellation before start, subflow parameters, nested deadli
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -524,3 +525,24 @@ def test_an_error_while_starting_an_async_child_ends_it_crashed(
         "Crashed",
         "Could not start the task run: AttributeError: partially initialized module",
     )
+
+
+def test_an_interrupt_on_a_worker_thread_is_reported_not_swallowed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    @task
+    def exits() -> None:
+        raise SystemExit(3)
+
+    states: list[Any] = []
+
+    @flow
+    def host() -> None:
+        states.append(exits.submit(return_state=True))
+
+    with caplog.at_level(logging.WARNING, logger="actorflow"):
+        host(return_state=True)
+    assert states[0].is_crashed()
+    reports = [r for r in caplog.records if "was interrupted" in r.getMessage()]
+    assert len(reports) == 1 and reports[0].levelname == "WARNING"
+    assert reports[0].getMessage().startswith("task run 'exits-")

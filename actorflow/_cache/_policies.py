@@ -182,8 +182,8 @@ def _values_text(kind: str, values: dict[str, Any], exclude: Iterable[str] = ())
         try:
             parts.append(_value_text(name, value))
         except UnhashableInput as exc:
-            exc.argument = name  # type: ignore[attr-defined]
-            exc.kind = kind  # type: ignore[attr-defined]
+            exc.argument = name  # type: ignore[attr-defined]  # annotating the exception for the caller's message
+            exc.kind = kind  # type: ignore[attr-defined]  # annotating the exception for the caller's message
             raise
     return "\x00".join(parts)
 

@@ -33,7 +33,7 @@ __all__ = [
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no cross-process lock on local storage
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # fcntl is missing on Windows
 
 
 class RecordPathError(ActorflowException, ValueError):
@@ -114,7 +114,7 @@ class LocalStorage:
         return {"basepath": self.basepath}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["basepath"])  # type: ignore[misc]
+        self.__init__(state["basepath"])
 
     def _file(self, path: str) -> str:
         return os.path.join(self._root, check_path(path))
@@ -255,7 +255,7 @@ def resolve_storage(spec: Any) -> ResultStorage:
         if storage is not None:
             return storage
     elif type(spec) is LocalStorage or isinstance(spec, ResultStorage):
-        return spec  # type: ignore[return-value]
+        return spec
     elif isinstance(spec, os.PathLike):
         spec = os.fspath(spec)
     if not isinstance(spec, str):

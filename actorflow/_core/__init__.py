@@ -66,6 +66,7 @@ from ._futures import as_completed as as_completed
 from ._futures import wait as wait
 from ._generators import iterate_async_run as iterate_async_run
 from ._generators import iterate_run as iterate_run
+from ._interrupt import call_with_deadline as call_with_deadline
 from ._pool import PoolStatistics as PoolStatistics
 from ._pool import WorkerPool as WorkerPool
 from ._pool import blocking_region as blocking_region

@@ -41,6 +41,7 @@ from ._states import (
     StateKind,
     StateType,
     check_transition,
+    transition_allowed,
 )
 
 if TYPE_CHECKING:
@@ -440,11 +441,15 @@ class Actor:
         with _done_lock:
             if not self._in_body or self._abandoned or self.reached_end():
                 return False
-            self._abandoned = True
             old = self._kind
-            ts = time.time_ns()
-            self._history.extend((kind, ts, message, data))
-            self._kind = kind
+            allowed = transition_allowed(old, kind)
+            if allowed:
+                self._abandoned = True
+                ts = time.time_ns()
+                self._history.extend((kind, ts, message, data))
+                self._kind = kind
+        if not allowed:
+            check_transition(self.label(), old, kind)  # raises, naming the run
         if self._observers:
             self._emit(old, kind.at(ts, message, data, self._int_id))
         self._complete(_LAST)

@@ -61,9 +61,7 @@ def attempts(
                 run.transition(AWAITING_RETRY, f"Retrying in {seconds:g} seconds: {message}")
                 yield (SLEEP, seconds)
             continue
-        run.transition(kind, message, data)
-        if not kind.final:  # a body chose it (a State it returned): the run stays there
-            run.settle(run.state)
+        run.end_in(kind, message, data)
         if _context.lifecycle_logging(run):
             _context.log_finished(run)
         hooks = spec.on_completion if kind is COMPLETED else spec.hooks_for(kind.type)

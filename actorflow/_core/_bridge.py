@@ -37,7 +37,7 @@ def run_coroutine_sync(coro: Coroutine[Any, Any, T] | Any) -> T:
         return _suspend.await_here(coro)  # type: ignore[no-any-return]  # the coroutine's value
 
     async def wrap() -> T:
-        return await coro  # type: ignore[no-any-return]  # any awaitable, typed loosely
+        return await coro
 
     if runtime.on_loop_thread():
         private = RuntimeLoop("actorflow-private")

@@ -295,7 +295,10 @@ class FlowRunContext:
     @classmethod
     def get(cls) -> FlowRunContext | None:
         run = current_flow_run()
-        return None if run is None else run.run_context()  # type: ignore[no-any-return]
+        if run is None:
+            return None
+        context: FlowRunContext = run.run_context()
+        return context
 
     def __repr__(self) -> str:
         return f"FlowRunContext(flow_run={self.flow_run.name!r})"

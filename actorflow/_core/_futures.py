@@ -64,8 +64,8 @@ class TaskFuture(Generic[R]):
             raise TimeoutError(f"Task run {run.id} did not complete within {timeout} seconds")
         completed, value = run.completed_value()
         if completed:
-            return value  # type: ignore[no-any-return]
-        return run.state.value(raise_on_failure)  # type: ignore[no-any-return]
+            return value  # type: ignore[no-any-return]  # the run's result, typed by its task
+        return run.state.value(raise_on_failure)  # type: ignore[no-any-return]  # likewise
 
     def add_done_callback(self, fn: Callable[[TaskFuture[R]], object]) -> None:
         """Call ``fn(future)`` once the run is done, on the thread that finishes it."""
@@ -90,8 +90,8 @@ class TaskFuture(Generic[R]):
             yield from run.wait_async().__await__()
         completed, value = run.completed_value()
         if completed:
-            return value  # type: ignore[no-any-return]
-        return run.state.value()  # type: ignore[no-any-return]
+            return value  # type: ignore[no-any-return]  # the run's result, typed by its task
+        return run.state.value()  # type: ignore[no-any-return]  # likewise
 
     def __repr__(self) -> str:
         return f"TaskFuture({self._run.name!r}, state={self._run.state_name})"

@@ -17,11 +17,14 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar, final
 
-from ._exceptions import Interrupt
+from ._exceptions import Interrupt, TaskDeadlineInterrupt
 
 T = TypeVar("T")
 
-__all__ = ["Interruptible"]
+__all__ = ["Interruptible", "call_with_deadline"]
+
+# The codes of an INVOKE outcome (see ``_drive``), for the deadline call below.
+_OK, _ERR, _TIMEOUT = 0, 1, 2
 
 
 def _set_async_exc(thread_id: int, exc_type: type[BaseException] | None) -> None:
@@ -72,3 +75,53 @@ class Interruptible:
             self.interrupted = True
             _set_async_exc(self._thread, self.signal)
             return True
+
+
+def _wait(done: threading.Event, timeout: float) -> bool:
+    return done.wait(timeout)
+
+
+def call_with_deadline(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    timeout: float,
+    start: Callable[[Callable[[], None]], Any],
+    release: Callable[[], None] | None = None,
+    wait: Callable[[threading.Event, float], bool] = _wait,
+) -> tuple[int, Any]:
+    """Call ``fn`` on another thread (``start(work)`` hands it to one) and wait for it until the
+    deadline: ``(OK, value)``, ``(ERR, exception)``, or ``(TIMEOUT, timeout)``, in which case
+    the call is interrupted at its next Python instruction (a blocking call it is in finishes
+    first, and nothing after it runs). ``release`` is called once the call is over, whenever
+    that is; ``wait(event, timeout)`` waits for it. An interrupt (``KeyboardInterrupt``...) in
+    the call is raised here."""
+    done = threading.Event()
+    box: list[tuple[int, Any]] = []
+    body = Interruptible(TaskDeadlineInterrupt)
+
+    def work() -> None:
+        try:
+            box.append((_OK, body.call(fn, *args, **kwargs)))
+        except body.signal:
+            pass  # past the deadline: the waiting thread answered TIMEOUT already
+        except BaseException as exc:  # delivered to the waiting thread
+            box.append((_ERR, exc))
+        finally:
+            done.set()
+            if release is not None:
+                release()
+
+    try:
+        start(work)
+    except BaseException:
+        if release is not None:
+            release()
+        raise
+    if not wait(done, timeout) or not box:
+        body.interrupt()
+        return _TIMEOUT, timeout
+    outcome, value = box[0]
+    if outcome == _ERR and not isinstance(value, Exception):
+        raise value
+    return outcome, value

@@ -73,7 +73,8 @@ class NotReadyError(Exception):
 def _children(value: Any) -> Iterable[Any] | None:
     kind = type(value)
     if kind in (list, tuple, set, frozenset) or kind is TaskFutureList:
-        return value  # type: ignore[no-any-return]
+        collection: Iterable[Any] = value
+        return collection
     if kind is dict:
         return (*value.keys(), *value.values())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

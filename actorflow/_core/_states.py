@@ -152,6 +152,11 @@ def kind_for(type: StateType, name: str) -> StateKind:
     return _fill_next_codes(StateKind(type, name))
 
 
+def transition_allowed(old: StateKind | None, new: StateKind) -> bool:
+    """Whether ``old -> new`` is in the table."""
+    return new.type in _ALLOWED[None if old is None else old.type]
+
+
 def check_transition(run_label: str, old: StateKind | None, new: StateKind) -> None:
     """Raise :class:`InvalidStateTransition` unless ``old -> new`` is in the table."""
     old_type = None if old is None else old.type
@@ -268,7 +273,7 @@ class State(Generic[R]):
         data = self.data
         if not raise_on_failure and (data is not None or self.run_id is not None):
             # A run's recorded data is its result, None included (a body returned Failed()).
-            return data  # type: ignore[no-any-return]
+            return data  # type: ignore[no-any-return]  # the result (or exception) a run recorded
         exc = data if isinstance(data, BaseException) else _exception_for(self)
         if raise_on_failure:
             raise exc

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any, final
 
-from . import _context, _pool, _suspend
+from . import _context, _interrupt, _pool, _suspend
 from ._actor import Actor
 from ._attempts import Verdict, attempts
 from ._callables import is_bind_error
@@ -21,10 +21,8 @@ from ._exceptions import (
     FlowDeadlineInterrupt,
     ParameterBindError,
     SerializationError,
-    TaskDeadlineInterrupt,
     TaskRunTimeoutError,
 )
-from ._interrupt import Interruptible
 from ._resolve import has_futures, resolve_inputs
 from ._runtime import runtime
 from ._spawn import current_loop
@@ -349,37 +347,19 @@ def call_with_deadline(
     # deadline the run is TimedOut and the body is interrupted at its next Python instruction
     # (a blocking call finishes first). Its flow run, if any, waits for the body to be over
     # before it ends, so no body outlives its flow.
-    done = threading.Event()
-    box: list[tuple[int, Any]] = []
-    body = Interruptible(TaskDeadlineInterrupt)
     flow = run.flow
-    release = flow.hold_open() if flow is not None else None
-
-    def work() -> None:
-        try:
-            box.append((OK, body.call(fn, *args, **kwargs)))
-        except body.signal:
-            pass  # its run is TimedOut already
-        except BaseException as exc:  # delivered to the waiting thread
-            box.append((ERR, exc))
-        finally:
-            done.set()
-            if release is not None:
-                release()
-
     pool = _pool.current_pool() or runtime.default_pool()
-    try:
-        pool.submit(work)
-    except BaseException:
-        if release is not None:
-            release()
-        raise
+    return _interrupt.call_with_deadline(
+        fn,
+        args,
+        kwargs,
+        timeout,
+        pool.submit,
+        flow.hold_open() if flow is not None else None,
+        _wait_blocked,
+    )
+
+
+def _wait_blocked(done: threading.Event, timeout: float) -> bool:
     with _pool.blocking_region():
-        finished = _pool.wait_event(done, timeout)
-    if not finished or not box:
-        body.interrupt()
-        return TIMEOUT, timeout
-    outcome, value = box[0]
-    if outcome == ERR and not isinstance(value, Exception):
-        raise value
-    return outcome, value
+        return _pool.wait_event(done, timeout)

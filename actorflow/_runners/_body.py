@@ -32,12 +32,13 @@ def dumps(obj: Any) -> bytes:
         cloudpickle = _cloudpickle()
         if cloudpickle is None:
             raise
-    return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+    data: bytes = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return data
 
 
 def _cloudpickle() -> Any:
     try:
-        import cloudpickle  # type: ignore[import-untyped]
+        import cloudpickle  # type: ignore[import-untyped]  # cloudpickle ships no type hints
     except ImportError:
         return None
     return cloudpickle
@@ -79,9 +80,10 @@ def run_body(fn_bytes: bytes, call_bytes: bytes) -> tuple[int, bytes]:
             _functions.clear()
         fn = _functions[fn_bytes] = pickle.loads(fn_bytes)
     args, kwargs, timeout, name, int_id, task_name = pickle.loads(call_bytes)
-    from actorflow._core._context import current_run
+    from actorflow._core import current_run
 
-    token = current_run.set(RemoteRun(name, int_id, task_name))  # type: ignore[arg-type]
+    # The worker's stand-in for the run: what get_run_logger() reads of a run.
+    token = current_run.set(RemoteRun(name, int_id, task_name))  # type: ignore[arg-type]  # a stand-in run
     try:
         if timeout is None:
             try:
@@ -143,28 +145,12 @@ def _call_with_deadline(
     # until the deadline. At the deadline the worker answers TIMEOUT and interrupts the body at
     # its next Python instruction (a blocking call such as sleep or I/O finishes first, in the
     # background; its result is dropped).
-    from actorflow._core._exceptions import TaskDeadlineInterrupt
-    from actorflow._core._interrupt import Interruptible
+    from actorflow._core import call_with_deadline
 
-    done = threading.Event()
-    box: list[tuple[int, Any]] = []
-    body = Interruptible(TaskDeadlineInterrupt)
+    return call_with_deadline(fn, args, kwargs, timeout, _start_thread)
 
-    def work() -> None:
-        try:
-            box.append((OK, body.call(fn, *args, **kwargs)))
-        except body.signal:
-            pass
-        except Exception as exc:
-            box.append((ERR, exc))
-        finally:
-            done.set()
 
-    thread = threading.Thread(
+def _start_thread(work: Any) -> None:
+    threading.Thread(
         target=contextvars.copy_context().run, args=(work,), name="actorflow-body", daemon=True
-    )
-    thread.start()
-    if done.wait(timeout) and box:
-        return box[0]
-    body.interrupt()
-    return TIMEOUT, timeout
+    ).start()

@@ -349,7 +349,8 @@ def _gather_one(client: Any, future: Any) -> Any:
 
 def _exception_of(future: Any) -> BaseException | None:
     try:
-        return future.exception(timeout=5)  # type: ignore[no-any-return]
+        error: BaseException | None = future.exception(timeout=5)
+        return error
     except Exception as exc:
         return exc
 

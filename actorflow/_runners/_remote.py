@@ -223,12 +223,13 @@ def _as_call_error(exc: BaseException) -> BaseException:
 
 def _cloudpickle_dumps(obj: Any) -> bytes:
     try:
-        import cloudpickle  # type: ignore[import-untyped]
+        import cloudpickle  # type: ignore[import-untyped]  # cloudpickle ships no type hints
     except ImportError:
         buffer = io.BytesIO()
         _ByDefinition(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
         return buffer.getvalue()
-    return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+    data: bytes = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return data
 
 
 class _ByDefinition(pickle.Pickler):

@@ -1,0 +1,1 @@
+"""Subcommands of the ``actorflow`` command line, one module each."""

@@ -39,6 +39,7 @@ from ._options import (
     check_run_name,
     check_timeout,
 )
+from ._transactions._transaction import attach
 
 if TYPE_CHECKING:
     import datetime
@@ -77,6 +78,9 @@ class TaskOptions:
     on_completion: Iterable[Callable[..., Any]] | None = None
     on_failure: Iterable[Callable[..., Any]] | None = None
     on_running: Iterable[Callable[..., Any]] | None = None
+    #: Transaction hooks, ``hook(txn)``: when the run's transaction commits or rolls back.
+    on_commit: Iterable[Callable[..., Any]] | None = None
+    on_rollback: Iterable[Callable[..., Any]] | None = None
     retry_condition_fn: Callable[..., Any] | None = None
     cache_unhashable: str = "error"
     #: Accepted so Prefect scripts run; they feed Prefect's flow visualisation and asset
@@ -115,6 +119,8 @@ class Task(Definition[P, R]):
         self._delay: float | list[float] | None = delay
         self._timeout = check_timeout(owner, o.timeout_seconds)
         check_reserved(self.signature)
+        check_hooks("task", "on_commit", o.on_commit)
+        check_hooks("task", "on_rollback", o.on_rollback)
         check_run_name("task", owner, o.task_run_name, self.signature)
         self._tags = set(o.tags or ())
         # Made now, once: copies bound to instances share it, and so do concurrent first runs.
@@ -161,6 +167,23 @@ class Task(Definition[P, R]):
         return format_run_name(
             "task", f"task {name!r}", template, lambda: self.bind(run.args, run.kwargs)
         )
+
+    # -- transaction hooks: hook(txn) ----------------------------------------------------------
+    def on_commit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Run ``fn(txn)`` when the transaction of a run of this task commits."""
+        return self._add_hook("on_commit", fn)
+
+    def on_rollback(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Run ``fn(txn)`` when the transaction of a completed run of this task rolls back."""
+        return self._add_hook("on_rollback", fn)
+
+    @property
+    def on_commit_hooks(self) -> list[Callable[..., Any]]:
+        return list(self.options.on_commit or ())
+
+    @property
+    def on_rollback_hooks(self) -> list[Callable[..., Any]]:
+        return list(self.options.on_rollback or ())
 
     # -- what Prefect's Task shows ----------------------------------------------------------------
     @property
@@ -238,6 +261,7 @@ class Task(Definition[P, R]):
         if self.isasync:
             return self._call_async(args, kwargs, wait_for, return_state)
         run = TaskRun(self.spec, args, kwargs, current_run.get(), current_flow_run(), wait_for)
+        attach(run, False)
         drive_here(run)
         return _outcome(run, return_state)
 
@@ -245,6 +269,7 @@ class Task(Definition[P, R]):
         self, args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Any, return_state: bool
     ) -> Any:
         run = TaskRun(self.spec, args, kwargs, current_run.get(), current_flow_run(), wait_for)
+        attach(run, False)
         await drive_async(run)
         return _outcome(run, return_state)
 
@@ -287,6 +312,7 @@ class Task(Definition[P, R]):
                 "deferred execution."
             )
         run = TaskRun(self.spec, args, kwargs, parent, flow, wait_for)
+        attach(run, True)
         flow.submit(run, off_loop=return_state and self._blocks_own_loop(flow))
         future: TaskFuture[R] = TaskFuture(run)
         if return_state:
@@ -343,6 +369,7 @@ class Task(Definition[P, R]):
         for item in expanded:
             call_args, call_kwargs = to_call(item)
             run = TaskRun(spec, call_args, call_kwargs, parent, flow, wait_for)
+            attach(run, True)
             submit(run, off_loop=off_loop)
             append(TaskFuture(run))
         if return_state:

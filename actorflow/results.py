@@ -24,6 +24,8 @@ from ._cache._storage import LocalStorage as LocalStorage
 from ._cache._storage import ResultStorage as ResultStorage
 from ._cache._storage import default_storage as default_storage
 from ._core import fixup_module_metadata as _fixup_module_metadata
+from ._transactions._store import ResultRecord as ResultRecord
+from ._transactions._store import ResultStore as ResultStore
 
 #: Prefect's name for a local directory storage.
 LocalFileSystem = LocalStorage
@@ -38,7 +40,9 @@ __all__ = (
     "ObjectStorage",
     "PickleSerializer",
     "Record",
+    "ResultRecord",
     "ResultStorage",
+    "ResultStore",
     "Serializer",
     "decode_record",
     "default_storage",

@@ -22,6 +22,8 @@ PUBLIC = [
     "actorflow.flows",
     "actorflow.runtime",
     "actorflow.utilities.annotations",
+    "actorflow.transactions",
+    "actorflow.locking.memory",
 ]
 
 

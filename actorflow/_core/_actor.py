@@ -124,6 +124,7 @@ class Actor:
         "run_count",
         "spec",
         "supervisor",
+        "txn",
         "wait_for",
     )
     is_flow = False
@@ -168,6 +169,9 @@ class Actor:
         self.loop: Loop | None = None
         #: The supervisor of this run as a submitted child, told when its driver is done.
         self.supervisor: Supervisor | None = None
+        #: The transaction this run stages its result in (a task run's own; a flow run's
+        #: implicit one), set above the core (``actorflow/_transactions``), else None.
+        self.txn: Any = None
         # Flat: kind, timestamp_ns, message, data for each state, oldest first. No tuple per
         # transition outlives the call, which keeps long-lived objects (and GC work) down.
         self._observers = observers.get()

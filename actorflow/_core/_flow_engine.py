@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _context
 from ._attempts import Verdict, attempts, run_hooks
-from ._drive import INVOKE, OK, TIMEOUT, UPSTREAM, Effect, Engine
+from ._drive import CALL, INVOKE, OK, TIMEOUT, UPSTREAM, Effect, Engine
 from ._exceptions import FlowRunTimeoutError, ParameterBindError, ParameterTypeError
 from ._resolve import collect, has_futures, map_futures, resolve_inputs
 from ._states import CANCELLED, COMPLETED, FAILED, PAUSED, TIMED_OUT, State, StateKind
@@ -51,6 +51,28 @@ def flow_engine(fr: FlowRun) -> Engine:
 
 def _judge(fr: FlowRun, outcome: tuple[int, Any], context: Any) -> Any:
     """What an attempt's outcome means for a flow run (a Verdict, or a generator of one)."""
+    if fr.txn is not None:
+        return _ended_transaction(fr, _verdict(fr, outcome))
+    return _verdict(fr, outcome)
+
+
+def _ended_transaction(fr: FlowRun, judged: Any) -> Generator[Effect, Any, Verdict]:
+    """The attempt's task runs had commit or rollback hooks: commit them if it completed,
+    else roll them back (newest first)."""
+    if type(judged) is tuple:
+        verdict: Verdict = judged
+    else:
+        verdict = yield from judged
+    txn, fr.txn = fr.txn, None
+    try:
+        end = txn._aflow_ended if fr.spec.is_async else txn._flow_ended
+        yield (CALL, end, (verdict[0] is COMPLETED,))
+    except Exception:
+        _context.logger_for(fr).exception("Ending the flow run's transaction failed")
+    return verdict
+
+
+def _verdict(fr: FlowRun, outcome: tuple[int, Any]) -> Any:
     code, value = outcome
     if code == OK:
         return _returned(fr, value)

@@ -132,6 +132,7 @@ class TaskRun(Actor):
         flow = self.flow
         if (
             self.wait_for is None
+            and self.txn is None
             and not self._mailbox
             and not has_futures(args, kwargs)
             and (
@@ -259,6 +260,8 @@ def _engine(run: TaskRun) -> Engine:
             return
         if slot is not None:
             try:
+                if run.txn is not None:  # a SERIALIZABLE transaction takes the key first
+                    yield (CALL, run.txn._lock_slot, (slot,))
                 found, value = cache.recall(slot)  # records kept in memory: no I/O
                 if not found:
                     found, value = yield (CALL, cache.read, (slot,))
@@ -273,6 +276,8 @@ def _engine(run: TaskRun) -> Engine:
                 run.transition(FAILED, f"Could not read the cache: {exc}", exc)
                 return
             if found:
+                if run.txn is not None:
+                    run.txn._cached()
                 run.transition(RUNNING)
                 run.transition(CACHED, None, value)
                 if _context.lifecycle_logging(run):
@@ -287,6 +292,13 @@ def _engine(run: TaskRun) -> Engine:
     yield from attempts(
         run, spec, (INVOKE, spec.fn, args, kwargs, plain), _judge, (slot, args, kwargs)
     )
+    txn = run.txn
+    if txn is not None and (run._kind is None or run._kind.type is not StateType.COMPLETED):
+        # Ended without a result: its transaction rolls back, and so does the one around it.
+        try:
+            yield (CALL, txn._run_failed, ())
+        except Exception:
+            _context.logger_for(run).exception("Rolling back the transaction of the run failed")
 
 
 def _judge(run: TaskRun, outcome: tuple[int, Any], context: Any) -> Any:
@@ -299,7 +311,7 @@ def _judge(run: TaskRun, outcome: tuple[int, Any], context: Any) -> Any:
             run.returned = value
             return value.kind, value.message, value.data, value.is_failed()
         slot = context[0]
-        if slot is not None:
+        if slot is not None or run.txn is not None:
             return _persist(run, slot, value)
         return COMPLETED, None, value, False
     if code == TIMEOUT:
@@ -321,6 +333,25 @@ def _judge(run: TaskRun, outcome: tuple[int, Any], context: Any) -> Any:
 
 
 def _persist(run: TaskRun, slot: Any, value: Any) -> Generator[Effect, Any, Verdict]:
+    txn = run.txn
+    if txn is not None:
+        # Staged in the run's transaction: the record is written now, or (inside an explicit
+        # transaction) when that commits; the commit or rollback hooks run then.
+        if slot is not None and not txn.defers_write:
+            verdict = yield from _write(run, slot, value)
+            if verdict[0] is not COMPLETED:
+                return verdict
+        try:
+            yield (CALL, txn._stage_run, (value, slot))
+        except Exception as exc:
+            message = f"Could not stage the result: {type(exc).__name__}: {exc}"
+            return FAILED, message, exc, False
+        return COMPLETED, None, value, False
+    verdict = yield from _write(run, slot, value)
+    return verdict
+
+
+def _write(run: TaskRun, slot: Any, value: Any) -> Generator[Effect, Any, Verdict]:
     cache = run.spec.cache
     assert cache is not None  # a slot means a cache
     try:

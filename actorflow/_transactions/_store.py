@@ -1,0 +1,313 @@
+"""Where a transaction's record lives (:class:`ResultStore`) and the locks of ``SERIALIZABLE``
+transactions (:class:`MemoryLockManager`).
+
+Records are the cache's records (see ``actorflow/_cache/_records.py``), under the same paths: a
+transaction keyed by a task's cache key reads and writes the record the cache reads. A store
+with a lock manager supports ``SERIALIZABLE`` isolation: the lock manager excludes holders in
+this process, and the storage's per-key lock (a POSIX lock on local storage, the one the cache's
+compute-once uses) excludes other processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, final
+
+import anyio
+import attrs
+
+from .._cache._records import CorruptRecord, decode_record, encode_record
+from .._cache._serializers import Serializer, resolve_serializer
+from .._cache._shared import shared_for
+from .._cache._storage import ResultStorage, check_path, resolve_storage
+from .._core import SerializationError, blocking_region, current_clock
+
+__all__ = ["MemoryLockManager", "ResultRecord", "ResultStore"]
+
+logger = logging.getLogger("actorflow.transactions")
+
+
+@final
+@attrs.frozen
+class ResultRecord:
+    """A record read from a store: the value and when it was made and expires."""
+
+    key: str
+    result: Any
+    created: float
+    expires: float | None
+
+
+@final
+class MemoryLockManager:
+    """Locks held by holders within this process (one manager per process, as in Prefect)."""
+
+    _instance: MemoryLockManager | None = None
+    _made = threading.Lock()
+
+    def __new__(cls) -> MemoryLockManager:
+        with cls._made:
+            if cls._instance is None:
+                instance = super().__new__(cls)
+                instance._cond = threading.Condition()
+                instance._held = {}
+                cls._instance = instance
+            return cls._instance
+
+    _cond: threading.Condition
+    #: key -> (holder, expires at, on the monotonic clock, or None)
+    _held: dict[str, tuple[str, float | None]]
+
+    def __repr__(self) -> str:
+        return "MemoryLockManager()"
+
+    def _free(self, key: str, now: float) -> bool:
+        entry = self._held.get(key)
+        if entry is None:
+            return True
+        if entry[1] is not None and now >= entry[1]:
+            del self._held[key]  # held past its hold_timeout
+            return True
+        return False
+
+    def _take(self, key: str, holder: str, hold_timeout: float | None) -> bool:
+        now = time.monotonic()
+        entry = self._held.get(key)
+        if entry is not None and entry[0] == holder:
+            return True
+        if not self._free(key, now):
+            return False
+        self._held[key] = (holder, None if hold_timeout is None else now + hold_timeout)
+        return True
+
+    def acquire_lock(
+        self,
+        key: str,
+        holder: str,
+        acquire_timeout: float | None = None,
+        hold_timeout: float | None = None,
+    ) -> bool:
+        """Take ``key`` for ``holder``, waiting up to ``acquire_timeout`` seconds (``None``:
+        forever); ``False`` if it could not. The lock lapses after ``hold_timeout`` seconds."""
+        deadline = None if acquire_timeout is None else time.monotonic() + acquire_timeout
+        with self._cond:
+            while not self._take(key, holder, hold_timeout):
+                remaining = 0.25 if deadline is None else deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                with blocking_region():
+                    self._cond.wait(min(remaining, 0.25))
+            return True
+
+    async def aacquire_lock(
+        self,
+        key: str,
+        holder: str,
+        acquire_timeout: float | None = None,
+        hold_timeout: float | None = None,
+    ) -> bool:
+        deadline = None if acquire_timeout is None else time.monotonic() + acquire_timeout
+        delay = 0.002
+        while True:
+            with self._cond:
+                if self._take(key, holder, hold_timeout):
+                    return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    def release_lock(self, key: str, holder: str) -> None:
+        with self._cond:
+            entry = self._held.get(key)
+            if entry is None or entry[0] != holder:
+                raise ValueError(f"No lock held by {holder} for transaction with key {key}")
+            del self._held[key]
+            self._cond.notify_all()
+
+    def is_locked(self, key: str) -> bool:
+        with self._cond:
+            return not self._free(key, time.monotonic())
+
+    def is_lock_holder(self, key: str, holder: str) -> bool:
+        with self._cond:
+            entry = self._held.get(key)
+            return (
+                entry is not None and entry[0] == holder and not self._free(key, time.monotonic())
+            )
+
+    def wait_for_lock(self, key: str, timeout: float | None = None) -> bool:
+        """Wait until ``key`` is free (without taking it); ``False`` on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._free(key, time.monotonic()):
+                remaining = 0.25 if deadline is None else deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                with blocking_region():
+                    self._cond.wait(min(remaining, 0.25))
+            return True
+
+
+@final
+class ResultStore:
+    """Reads and writes a transaction's record, and locks its key under ``SERIALIZABLE``.
+
+    ``result_storage`` is a path, a URL or a storage (the default storage when ``None``);
+    ``serializer`` is any ``result_serializer`` value; ``lock_manager`` (for instance
+    :class:`MemoryLockManager`) is needed for ``SERIALIZABLE`` isolation.
+    """
+
+    def __init__(
+        self,
+        result_storage: Any = None,
+        lock_manager: Any = None,
+        serializer: Any = None,
+        cache_result_in_memory: bool = True,
+        metadata_storage: Any = None,
+    ) -> None:
+        self.result_storage = result_storage
+        self.lock_manager = lock_manager
+        self.serializer: Serializer = resolve_serializer(serializer)
+        self.cache_result_in_memory = cache_result_in_memory
+        #: Accepted as in Prefect; records keep their metadata with the payload.
+        self.metadata_storage = metadata_storage
+        self._storage: ResultStorage | None = None
+        # (key, holder) -> the storage lock handle held for it
+        self._handles: dict[tuple[str, str], Any] = {}
+        self._handles_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"ResultStore({self.storage!r}, lock_manager={self.lock_manager!r})"
+
+    @property
+    def storage(self) -> ResultStorage:
+        storage = self._storage
+        if storage is None:
+            storage = self._storage = resolve_storage(self.result_storage)
+            from ._transaction import opened
+
+            opened(storage)
+        return storage
+
+    # -- records --------------------------------------------------------------------------------
+    def read(self, key: str) -> ResultRecord | None:
+        """The record under ``key``, or ``None`` if there is none (or it expired)."""
+        storage = self.storage
+        got = storage.read(check_path(key))
+        if got is None:
+            return None
+        try:
+            record = decode_record(got[0], key)
+        except CorruptRecord as exc:
+            logger.warning("record %r in %s is corrupt (%s)", key, storage.location, exc)
+            return None
+        if record.expired(current_clock().time()):
+            return None
+        value = self.serializer.loads(record.format, record.payload)
+        return ResultRecord(key, value, record.created, record.expires)
+
+    def exists(self, key: str) -> bool:
+        got = self.storage.read(check_path(key))
+        if got is None:
+            return False
+        try:
+            record = decode_record(got[0], key)
+        except CorruptRecord:
+            return False
+        return not record.expired(current_clock().time())
+
+    def encode(self, key: str, obj: Any, expiration: float | None = None) -> bytes:
+        """The bytes of a record of ``obj`` under ``key``."""
+        try:
+            fmt, payload = self.serializer.dumps(obj)
+        except Exception as exc:
+            raise SerializationError(f"{type(exc).__name__}: {exc}") from exc
+        now = current_clock().time()
+        return encode_record(check_path(key), fmt, payload, now, expiration)
+
+    def write(self, key: str, obj: Any, expiration: float | None = None) -> None:
+        """Write ``obj`` as the record under ``key``, replacing any."""
+        storage = self.storage
+        storage.replace(key, self.encode(key, obj, expiration), None)
+        shared_for(storage.location).forget(key)
+
+    # -- isolation ------------------------------------------------------------------------------
+    def supports_isolation_level(self, level: Any) -> bool:
+        from ._transaction import IsolationLevel
+
+        if level is IsolationLevel.READ_COMMITTED:
+            return True
+        return level is IsolationLevel.SERIALIZABLE and self.lock_manager is not None
+
+    def _need_manager(self) -> Any:
+        manager = self.lock_manager
+        if manager is None:
+            raise ValueError("No lock manager provided for this result store.")
+        return manager
+
+    def acquire_lock(self, key: str, holder: str, timeout: float | None = None) -> bool:
+        """Take ``key``'s lock for ``holder``: in this process through the lock manager, across
+        processes through the storage's lock. Waits up to ``timeout`` seconds."""
+        manager = self._need_manager()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not manager.acquire_lock(key, holder, acquire_timeout=timeout):
+            return False
+        delay = 0.002
+        storage = self.storage
+        while True:
+            handle = storage.try_lock(check_path(key))
+            if handle is not None:
+                with self._handles_lock:
+                    self._handles[key, holder] = handle
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                manager.release_lock(key, holder)
+                return False
+            with blocking_region():
+                time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    async def aacquire_lock(
+        self,
+        key: str,
+        holder: str,
+        timeout: float | None = None,  # noqa: ASYNC109  # Prefect's signature, not a scope
+    ) -> bool:
+        manager = self._need_manager()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        taken = getattr(manager, "aacquire_lock", None)
+        if taken is not None:
+            held = await taken(key, holder, acquire_timeout=timeout)
+        else:
+            held = manager.acquire_lock(key, holder, acquire_timeout=0)
+        if not held:
+            return False
+        delay = 0.002
+        storage = self.storage
+        while True:
+            handle = storage.try_lock(check_path(key))
+            if handle is not None:
+                with self._handles_lock:
+                    self._handles[key, holder] = handle
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                manager.release_lock(key, holder)
+                return False
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    def release_lock(self, key: str, holder: str) -> None:
+        with self._handles_lock:
+            handle = self._handles.pop((key, holder), None)
+        if handle is not None:
+            self.storage.unlock(handle)
+        self._need_manager().release_lock(key, holder)
+
+    def is_locked(self, key: str) -> bool:
+        return bool(self._need_manager().is_locked(key))
+
+    def is_lock_holder(self, key: str, holder: str) -> bool:
+        return bool(self._need_manager().is_lock_holder(key, holder))

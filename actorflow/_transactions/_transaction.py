@@ -1,0 +1,802 @@
+"""Transactions: groups of work that commit together or roll back together.
+
+A :class:`Transaction` stages a value (a task run's result), collects the transactions of the
+runs that complete inside it as its children, and on exit commits (children first, then its own
+commit hooks, then the records of the whole tree, written at once) or rolls back (its rollback
+hooks, newest first, then its children's, newest first). A task run's own transaction is made
+when the run is made (:func:`attach`), its parent the transaction current then; the engine
+stages the run's result in it when the run completes (``_stage_run``) and rolls it back when
+the run fails (``_run_failed``). A flow run with task runs that have commit or rollback hooks
+outside any explicit transaction gets an implicit one: its body's error rolls them back, its
+success commits them. Records of runs in such an implicit transaction, or in none, are written
+when the run completes, as the cache writes them; in an explicit transaction they are written
+when it commits, all of them or (on local storage, even if the process is killed) none.
+
+Commit and rollback are written once, as generators that yield what a hook returned when it
+must be awaited; :func:`_run_sync` and :func:`_run_async` carry them out.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import inspect
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar, Token
+from typing import Any, TypeVar
+
+from .._core import (
+    ConfigurationError,
+    MissingContextError,
+    SerializationError,
+    current_clock,
+    current_run,
+    get_run_logger,
+    run_coroutine_sync,
+)
+
+__all__ = [
+    "AsyncTransaction",
+    "CommitMode",
+    "IsolationLevel",
+    "Transaction",
+    "TransactionState",
+    "atransaction",
+    "attach",
+    "get_transaction",
+    "transaction",
+]
+
+T = TypeVar("T")
+Steps = Generator[Awaitable[Any], Any, T]
+Hook = Callable[["Transaction"], Any]
+
+_logger = logging.getLogger("actorflow.transactions")
+_current: ContextVar[Transaction | None] = ContextVar("actorflow_transaction", default=None)
+_NOT_SET: Any = object()
+
+
+class IsolationLevel(enum.Enum):
+    READ_COMMITTED = "READ_COMMITTED"
+    SERIALIZABLE = "SERIALIZABLE"
+
+
+class CommitMode(enum.Enum):
+    EAGER = "EAGER"
+    LAZY = "LAZY"
+    OFF = "OFF"
+
+
+class TransactionState(enum.Enum):
+    PENDING = "PENDING"
+    ACTIVE = "ACTIVE"
+    STAGED = "STAGED"
+    COMMITTED = "COMMITTED"
+    ROLLED_BACK = "ROLLED_BACK"
+
+
+_DONE = (TransactionState.COMMITTED, TransactionState.ROLLED_BACK)
+
+
+def get_transaction() -> Transaction | None:
+    """The innermost open transaction (inside a task run's body, the run's own), or ``None``."""
+    txn = _current.get()
+    run = current_run.get()
+    if run is not None:
+        own = getattr(run, "txn", None)  # a body in a worker process has no transaction
+        if own is not None and not own._implicit and (txn is None or txn is own._parent):
+            return own  # type: ignore[no-any-return]  # a Transaction: only attach sets it
+    return txn
+
+
+def _hook_name(hook: Any) -> str:
+    name = getattr(hook, "__name__", None)
+    if name is None and hasattr(hook, "func"):
+        name = getattr(hook.func, "__name__", None)
+    return str(name or type(hook).__name__)
+
+
+class Transaction:
+    """A unit of work that commits or rolls back as one (see the module's documentation)."""
+
+    def __init__(
+        self,
+        key: str | None = None,
+        store: Any = None,
+        commit_mode: CommitMode | None = None,
+        isolation_level: IsolationLevel | None = None,
+        overwrite: bool = False,
+        write_on_commit: bool = True,
+        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+    ) -> None:
+        if commit_mode is not None and not isinstance(commit_mode, CommitMode):
+            raise TypeError(f"commit_mode must be a CommitMode, got {commit_mode!r}")
+        if isolation_level is not None and not isinstance(isolation_level, IsolationLevel):
+            raise TypeError(f"isolation_level must be an IsolationLevel, got {isolation_level!r}")
+        if key is not None and not isinstance(key, str):
+            raise TypeError(f"a transaction's key must be a str, got {type(key).__name__}")
+        self.key = key
+        self.store = store
+        self.commit_mode = commit_mode
+        self.isolation_level = isolation_level
+        self.overwrite = overwrite
+        self.write_on_commit = write_on_commit
+        self.logger: logging.Logger | logging.LoggerAdapter[Any] = logger or _logger
+        self.state = TransactionState.PENDING
+        self.children: list[Transaction] = []
+        self.on_commit_hooks: list[Hook] = []
+        self.on_rollback_hooks: list[Hook] = []
+        self._stored_values: dict[str, Any] = {}
+        self._staged_value: Any = None
+        self._token: Token[Transaction | None] | None = None
+        self._parent: Transaction | None = None
+        self._entered = False
+        self._implicit = False
+        self._holder = f"transaction-{id(self):x}"
+        self._locked = False
+        self._lock = threading.Lock()
+        #: Runs submitted inside this transaction: waited for before it ends.
+        self._members: list[Any] = []
+        #: For a task run's transaction: the run, and its cache slot when its record is staged.
+        self._run: Any = None
+        self._slot: Any = None
+
+    def __repr__(self) -> str:
+        return f"Transaction(key={self.key!r}, state={self.state.name})"
+
+    # -- values ---------------------------------------------------------------------------------
+    def set(self, name: str, value: Any) -> None:
+        """Keep ``value`` under ``name`` for this transaction's hooks and children."""
+        self._stored_values[name] = value
+
+    def get(self, name: str, default: Any = _NOT_SET) -> Any:
+        """A copy of the value under ``name``, looked up in this transaction, then its parents;
+        ``default`` if none has it, else ``ValueError``."""
+        txn: Transaction | None = self
+        while txn is not None:
+            if name in txn._stored_values:
+                return copy.deepcopy(txn._stored_values[name])
+            txn = txn._parent
+        if default is not _NOT_SET:
+            return default
+        raise ValueError(f"Could not retrieve value for unknown key: {name}")
+
+    # -- state ----------------------------------------------------------------------------------
+    def is_committed(self) -> bool:
+        return self.state is TransactionState.COMMITTED
+
+    def is_rolled_back(self) -> bool:
+        return self.state is TransactionState.ROLLED_BACK
+
+    def is_staged(self) -> bool:
+        return self.state is TransactionState.STAGED
+
+    def is_pending(self) -> bool:
+        return self.state is TransactionState.PENDING
+
+    def is_active(self) -> bool:
+        return self.state is TransactionState.ACTIVE
+
+    def get_parent(self) -> Transaction | None:
+        parent = self._parent
+        if parent is not None and parent._implicit:
+            return None  # a flow run's implicit transaction is not shown
+        return parent
+
+    def add_child(self, transaction: Transaction) -> None:
+        with self._lock:
+            self.children.append(transaction)
+
+    def stage(
+        self,
+        value: Any,
+        on_rollback_hooks: list[Hook] | None = None,
+        on_commit_hooks: list[Hook] | None = None,
+    ) -> None:
+        """Stage ``value`` to be written on commit, with hooks for the commit or rollback."""
+        if self.state is not TransactionState.COMMITTED:
+            self._staged_value = value
+            self.on_rollback_hooks += on_rollback_hooks or []
+            self.on_commit_hooks += on_commit_hooks or []
+            self.state = TransactionState.STAGED
+
+    def read(self) -> Any:
+        """The committed record under this transaction's key (a ``ResultRecord``), or
+        ``None``."""
+        if self.store is not None and self.key:
+            return self.store.read(self.key)
+        return None
+
+    # -- entering -------------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        if self._entered:
+            raise RuntimeError("Context already entered. Context enter calls cannot be nested.")
+        parent = get_transaction()
+        self._parent = parent
+        if self.commit_mode is None:
+            self.commit_mode = parent.commit_mode if parent is not None else CommitMode.LAZY
+        if self.isolation_level is None:
+            self.isolation_level = (
+                parent.isolation_level if parent is not None else IsolationLevel.READ_COMMITTED
+            )
+        level = self.isolation_level
+        assert level is not None  # set just above
+        if self.store is not None and self.key and not self.store.supports_isolation_level(level):
+            raise ConfigurationError(
+                f"Isolation level {level.name} is not supported by provided "
+                "configuration. Please ensure you've provided a lock file directory or lock "
+                "manager when using the SERIALIZABLE isolation level."
+            )
+        self._entered = True
+        self.state = TransactionState.ACTIVE
+
+    def _serializable(self) -> bool:
+        return (
+            self.store is not None
+            and bool(self.key)
+            and self.isolation_level is IsolationLevel.SERIALIZABLE
+        )
+
+    def _begun(self) -> None:
+        if not self.overwrite and self.store is not None and self.key:
+            if self.store.exists(self.key):
+                self.state = TransactionState.COMMITTED
+
+    def begin(self) -> None:
+        """Take the key's lock under ``SERIALIZABLE``; a key with a record is committed."""
+        if self._serializable():
+            self.logger.debug("Acquiring lock for transaction %r", self.key)
+            self.store.acquire_lock(self.key, holder=self._holder)
+            self._locked = True
+        self._begun()
+
+    def __enter__(self) -> Transaction:
+        self._prepare()
+        self.begin()
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._token is None:
+            raise RuntimeError("Asymmetric use of context. Context exit called without an enter.")
+        interrupted = exc_type is not None and not issubclass(exc_type, Exception)
+        if not interrupted:
+            self._wait_members()
+        _run_sync(self._exit_steps(exc_type is not None))
+
+    # -- members: runs submitted inside -------------------------------------------------------
+    def _add_member(self, run: Any) -> None:
+        with self._lock:
+            self._members.append(run)
+
+    def _take_members(self) -> list[Any]:
+        with self._lock:
+            members, self._members = self._members, []
+        return members
+
+    def _wait_members(self) -> None:
+        while True:
+            members = self._take_members()
+            if not members:
+                return
+            for run in members:
+                run.wait_sync()
+
+    async def _await_members(self) -> None:
+        while True:
+            members = self._take_members()
+            if not members:
+                return
+            for run in members:
+                await run.wait_async()
+
+    # -- exit, commit, rollback (as steps) ------------------------------------------------------
+    def _exit_steps(self, failed: bool) -> Steps[None]:
+        parent = self._parent
+        try:
+            if failed:
+                yield from self._rollback_steps()
+                return
+            if self.commit_mode is CommitMode.EAGER:
+                yield from self._commit_steps(None)
+            if parent is not None:
+                return  # the parent takes responsibility
+            if self.commit_mode is CommitMode.OFF:
+                yield from self._rollback_steps()  # nobody committed it
+            elif self.commit_mode is CommitMode.LAZY:
+                yield from self._commit_steps(None)
+        finally:
+            token, self._token = self._token, None
+            if token is not None:
+                _current.reset(token)
+            if parent is not None:
+                parent.add_child(self)
+                if self.state is TransactionState.ROLLED_BACK:
+                    yield from parent._rollback_steps()
+
+    def _run_hook(self, hook: Hook, kind: str) -> Steps[None]:
+        name = _hook_name(hook)
+        run = self._run
+        of = f" of task {run.spec.name!r}" if run is not None else ""
+        log = getattr(hook, "log_on_run", True)
+        if log:
+            self.logger.info("Running %s hook %r%s", kind, name, of)
+        try:
+            result = hook(self)
+            if inspect.isawaitable(result):
+                yield result
+        except Exception:
+            self.logger.exception(
+                "An error was encountered while running %s hook %r%s", kind, name, of
+            )
+            raise
+        if log:
+            self.logger.info(
+                "%s hook %r%s finished running successfully", kind.capitalize(), name, of
+            )
+
+    def _commit_steps(self, writes: list[tuple[Transaction, Any]] | None) -> Steps[bool]:
+        """Commit hooks of this tree, children first; then (at the root of the commit) the
+        records of the tree at once, and the tree is committed."""
+        if self.state in _DONE:
+            self._release()
+            return False
+        root = writes is None
+        batch: list[tuple[Transaction, Any]] = [] if writes is None else writes
+        mark = len(batch)
+        try:
+            for child in list(self.children):
+                yield from child._commit_steps(batch)
+            for hook in list(self.on_commit_hooks):
+                yield from self._run_hook(hook, "commit")
+            batch.append((self, self._record()))
+        except SerializationError as exc:
+            self.logger.warning(
+                "Encountered an error while serializing result for transaction %r: %s Code "
+                "execution will continue, but the transaction will not be committed.",
+                self.key,
+                exc,
+            )
+            del batch[mark:]
+            yield from self._rollback_steps()
+            return False
+        except Exception:
+            self.logger.exception(
+                "An error was encountered while committing transaction %r", self.key
+            )
+            del batch[mark:]
+            yield from self._rollback_steps()
+            return False
+        if not root:
+            return True
+        try:
+            _write_batch([item for _, item in batch if item is not None])
+        except Exception:
+            self.logger.exception(
+                "An error was encountered while committing transaction %r: no record of it "
+                "was written",
+                self.key,
+            )
+            for txn, _ in batch:
+                txn.state = TransactionState.STAGED
+            yield from self._rollback_steps()
+            return False
+        for txn, item in batch:
+            txn.state = TransactionState.COMMITTED
+            if item is not None and item[3] is not None:
+                item[3]()
+            txn._release()
+        return True
+
+    def _record(self) -> Any:
+        """What committing writes for this transaction: ``(storage, path, data, after)`` or
+        ``None``."""
+        slot = self._slot
+        if slot is not None:
+            return _slot_record(slot, self._staged_value)
+        store = self.store
+        if store is not None and self.key and self.write_on_commit:
+            storage = store.storage
+            data = store.encode(self.key, self._staged_value)
+            from .._cache._shared import shared_for
+
+            shared = shared_for(storage.location)
+            key = self.key
+            return (storage, key, data, lambda: shared.forget(key))
+        return None
+
+    def _rollback_steps(self) -> Steps[bool]:
+        if self.state in _DONE:
+            return False
+        try:
+            for hook in reversed(list(self.on_rollback_hooks)):
+                yield from self._run_hook(hook, "rollback")
+            self.state = TransactionState.ROLLED_BACK
+            for child in reversed(list(self.children)):
+                yield from child._rollback_steps()
+            return True
+        except Exception:
+            self.logger.exception(
+                "An error was encountered while rolling back transaction %r", self.key
+            )
+            return False
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        held, self._slot_lock = self._slot_lock, None
+        if held is not None:
+            storage, handle = held
+            storage.unlock(handle)
+        if self._locked:
+            self._locked = False
+            self.logger.debug("Releasing lock for transaction %r", self.key)
+            if self.store is not None and self.key:
+                self.store.release_lock(self.key, holder=self._holder)
+
+    def commit(self) -> bool:
+        """Commit now: children, commit hooks, then every record of the tree at once."""
+        return _run_sync(self._commit_steps(None))
+
+    def rollback(self) -> bool:
+        """Roll back now: rollback hooks newest first, then the children's."""
+        return _run_sync(self._rollback_steps())
+
+    # -- a task run's transaction (called by the engine) ---------------------------------------
+    @classmethod
+    def _for_run(
+        cls, run: Any, parent: Transaction | None, hooks: tuple[Any, Any], policy: Any
+    ) -> Transaction:
+        txn = cls.__new__(cls)
+        Transaction.__init__(txn)
+        txn._run = run
+        txn._parent = parent
+        txn.commit_mode = parent.commit_mode if parent is not None else CommitMode.LAZY
+        level = None if policy is None else policy.isolation_level
+        if level is None:
+            level = parent.isolation_level if parent is not None else None
+        txn.isolation_level = level or IsolationLevel.READ_COMMITTED
+        txn._hooks = hooks
+        txn._policy = policy
+        txn.state = TransactionState.ACTIVE
+        return txn
+
+    _hooks: tuple[Any, Any] = ((), ())
+    _policy: Any = None
+    #: ``(storage, handle)``: the storage lock of a SERIALIZABLE run's key, held until the end.
+    _slot_lock: Any = None
+
+    @property
+    def defers_write(self) -> bool:
+        """Whether the run's record waits for this transaction's commit."""
+        parent = self._parent
+        return parent is not None and not parent._implicit
+
+    def _lock_slot(self, slot: Any) -> Any:
+        """Under ``SERIALIZABLE``, take the run's key before the cache is consulted."""
+        if self.isolation_level is not IsolationLevel.SERIALIZABLE:
+            return None
+        from ._store import ResultStore
+
+        manager = self._policy.lock_manager if self._policy is not None else None
+        parent = self._parent
+        if manager is None and parent is not None and parent.store is not None:
+            manager = parent.store.lock_manager
+        if manager is None:
+            raise ConfigurationError(
+                "Isolation level SERIALIZABLE is not supported by provided configuration. "
+                "Please ensure you've provided a lock file directory or lock manager when "
+                "using the SERIALIZABLE isolation level."
+            )
+        self.key = slot.path
+        self.store = ResultStore(slot.storage, lock_manager=manager, serializer=slot.serializer)
+        self.store._storage = slot.storage
+        self._locked = True
+        if slot.is_async:
+            return self.store.aacquire_lock(slot.path, self._holder)
+        self.store.acquire_lock(slot.path, self._holder)
+        return None
+
+    def _cached(self) -> None:
+        """The run found its record: nothing to stage, nothing to commit."""
+        self.state = TransactionState.COMMITTED
+        self._release()
+        parent = self._parent
+        if parent is not None:
+            parent.add_child(self)
+
+    def _stage_run(self, value: Any, slot: Any) -> Any:
+        """The run completed with ``value``: stage it, then end as a transaction exits."""
+        steps = self._staged_steps(value, slot)
+        if self._run.spec.is_async:
+            return _run_async(steps)
+        return _run_sync(steps)
+
+    def _staged_steps(self, value: Any, slot: Any) -> Steps[None]:
+        commit_hooks, rollback_hooks = self._hooks
+        if slot is not None:
+            self.key = slot.path
+            if self.defers_write:
+                self._slot = slot
+                if self.isolation_level is IsolationLevel.SERIALIZABLE:
+                    # Other processes wait for the key until this transaction ends.
+                    handle, slot.lock = slot.lock, None
+                    if handle is not None:
+                        self._slot_lock = (slot.storage, handle)
+        self.stage(value, list(rollback_hooks), list(commit_hooks))
+        parent = self._parent
+        if self.commit_mode is CommitMode.EAGER:
+            yield from self._commit_steps(None)
+        if parent is not None:
+            parent.add_child(self)
+            return
+        if self.commit_mode is CommitMode.OFF:
+            yield from self._rollback_steps()
+        else:
+            yield from self._commit_steps(None)
+
+    def _run_failed(self) -> Any:
+        """The run ended without a result: it rolls back, and so does its parent."""
+        steps = self._failed_steps()
+        if self._run.spec.is_async:
+            return _run_async(steps)
+        return _run_sync(steps)
+
+    def _failed_steps(self) -> Steps[None]:
+        yield from self._rollback_steps()
+        parent = self._parent
+        if parent is not None:
+            parent.add_child(self)
+            if not parent._implicit:
+                yield from parent._rollback_steps()
+
+    # -- a flow run's implicit transaction ------------------------------------------------------
+    def _flow_ended(self, completed: bool) -> None:
+        _run_sync(self._commit_steps(None) if completed else self._rollback_steps())
+
+    async def _aflow_ended(self, completed: bool) -> None:
+        await _run_async(self._commit_steps(None) if completed else self._rollback_steps())
+
+
+class AsyncTransaction(Transaction):
+    """The transaction :func:`atransaction` opens: its lock, commit and rollback are awaited."""
+
+    async def begin(self) -> None:  # type: ignore[override]  # the async twin of begin
+        if self._serializable():
+            await self.store.aacquire_lock(self.key, holder=self._holder)
+            self._locked = True
+        self._begun()
+
+    async def commit(self) -> bool:  # type: ignore[override]  # the async twin of commit
+        return await _run_async(self._commit_steps(None))
+
+    async def rollback(self) -> bool:  # type: ignore[override]  # the async twin of rollback
+        return await _run_async(self._rollback_steps())
+
+    async def __aenter__(self) -> AsyncTransaction:
+        self._prepare()
+        await self.begin()
+        self._token = _current.set(self)
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._token is None:
+            raise RuntimeError("Asymmetric use of context. Context exit called without an enter.")
+        if exc_type is None or issubclass(exc_type, Exception):
+            await self._await_members()
+        await _run_async(self._exit_steps(exc_type is not None))
+
+
+def _slot_record(slot: Any, value: Any) -> Any:
+    """A task run's staged record, encoded as the cache encodes it."""
+    from .._cache._records import encode_record
+
+    try:
+        fmt, payload = slot.serializer.dumps(value)
+    except Exception as exc:
+        raise SerializationError(f"{type(exc).__name__}: {exc}") from exc
+    now = current_clock().time()
+    expires = None if slot.expires_in is None else now + slot.expires_in
+
+    def after() -> None:
+        if slot.in_memory:
+            slot.shared.remember(slot.path, expires, fmt, value, payload, slot.owner)
+        else:
+            slot.shared.forget(slot.path)
+
+    return (slot.storage, slot.path, encode_record(slot.path, fmt, payload, now, expires), after)
+
+
+def _write_batch(items: list[Any]) -> None:
+    """Write the records of one commit: per local storage all at once, elsewhere in turn."""
+    if not items:
+        return
+    from .._cache._storage import LocalStorage
+    from ._journal import commit_local
+
+    by_storage: dict[int, tuple[Any, list[tuple[str, bytes]]]] = {}
+    for storage, path, data, _ in items:
+        entry = by_storage.setdefault(id(storage), (storage, []))
+        entry[1].append((path, data))
+    for storage, records in by_storage.values():
+        if type(storage) is LocalStorage:
+            opened(storage)
+            commit_local(storage, records)
+        else:
+            for path, data in records:
+                storage.replace(path, data, None)
+
+
+_recovered: set[str] = set()
+_recovered_lock = threading.Lock()
+
+
+def opened(storage: Any) -> None:
+    """Before a transaction first uses a local storage in this process: finish the commits a
+    killed process left in it."""
+    location = storage.location
+    if location in _recovered:
+        return
+    with _recovered_lock:
+        if location in _recovered:
+            return
+        from .._cache._storage import LocalStorage
+
+        if type(storage) is LocalStorage:
+            from ._journal import recover
+
+            recover(storage)
+        _recovered.add(location)
+
+
+# -- carrying out steps -------------------------------------------------------------------------
+def _run_sync(steps: Steps[T]) -> T:
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            awaitable = steps.throw(error) if error is not None else steps.send(value)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]  # the steps' return value
+        value, error = None, None
+        try:
+            value = run_coroutine_sync(_awaited(awaitable))
+        except Exception as exc:
+            error = exc
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+async def _run_async(steps: Steps[T]) -> T:
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            awaitable = steps.throw(error) if error is not None else steps.send(value)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]  # the steps' return value
+        value, error = None, None
+        try:
+            value = await awaitable
+        except Exception as exc:
+            error = exc
+
+
+# -- opening transactions ---------------------------------------------------------------------
+def _default_store(key: str | None, store: Any) -> Any:
+    if store is not None or not key:
+        return store
+    from ._store import ResultStore
+
+    flow: Any = current_run.get()
+    storage = None
+    while flow is not None and storage is None:
+        if flow.is_flow:
+            storage = getattr(flow.spec, "result_storage", None)
+        flow = flow.parent
+    return ResultStore(storage)
+
+
+def _logger_for(logger: Any) -> Any:
+    if logger is not None:
+        return logger
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return _logger
+
+
+@contextmanager
+def transaction(
+    key: str | None = None,
+    store: Any = None,
+    commit_mode: CommitMode | None = None,
+    isolation_level: IsolationLevel | None = None,
+    overwrite: bool = False,
+    write_on_commit: bool = True,
+    logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+) -> Iterator[Transaction]:
+    """Open a transaction: the runs completed inside it commit together when it ends (and it
+    writes its own record under ``key``), or roll back together if it raises.
+
+    ``store`` (a ``ResultStore``) holds the record; by default the enclosing flow's result
+    storage, else the default storage. ``commit_mode`` and ``isolation_level`` default to the
+    parent's (``LAZY`` and ``READ_COMMITTED`` at the top). A key that already has a record is
+    committed from the start, unless ``overwrite``.
+    """
+    with Transaction(
+        key=key,
+        store=_default_store(key, store),
+        commit_mode=commit_mode,
+        isolation_level=isolation_level,
+        overwrite=overwrite,
+        write_on_commit=write_on_commit,
+        logger=_logger_for(logger),
+    ) as txn:
+        yield txn
+
+
+@asynccontextmanager
+async def atransaction(
+    key: str | None = None,
+    store: Any = None,
+    commit_mode: CommitMode | None = None,
+    isolation_level: IsolationLevel | None = None,
+    overwrite: bool = False,
+    write_on_commit: bool = True,
+    logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+) -> AsyncIterator[AsyncTransaction]:
+    """The async twin of :func:`transaction`: its lock, hooks and waits are awaited."""
+    async with AsyncTransaction(
+        key=key,
+        store=_default_store(key, store),
+        commit_mode=commit_mode,
+        isolation_level=isolation_level,
+        overwrite=overwrite,
+        write_on_commit=write_on_commit,
+        logger=_logger_for(logger),
+    ) as txn:
+        yield txn
+
+
+# -- task runs --------------------------------------------------------------------------------
+_implicit_lock = threading.Lock()
+
+
+def attach(run: Any, submitted: bool) -> None:
+    """Give a new task run its own transaction when it needs one: inside a transaction, with
+    commit or rollback hooks, or with a policy that sets an isolation level."""
+    parent = get_transaction()
+    options = run.spec.owner.options
+    commit_hooks = options.on_commit or ()
+    rollback_hooks = options.on_rollback or ()
+    cache = run.spec.cache
+    policy = getattr(cache, "policy", None)
+    if parent is None:
+        if (
+            not commit_hooks
+            and not rollback_hooks
+            and (policy is None or policy.isolation_level is None)
+        ):
+            return
+        flow = run.flow
+        if flow is not None and (commit_hooks or rollback_hooks):
+            parent = flow.txn
+            if parent is None:
+                with _implicit_lock:
+                    parent = flow.txn
+                    if parent is None:
+                        parent = Transaction()
+                        parent._implicit = True
+                        parent.commit_mode = CommitMode.LAZY
+                        parent.isolation_level = IsolationLevel.READ_COMMITTED
+                        parent.state = TransactionState.ACTIVE
+                        flow.txn = parent
+    run.txn = Transaction._for_run(run, parent, (commit_hooks, rollback_hooks), policy)
+    if submitted and parent is not None and not parent._implicit:
+        parent._add_member(run)

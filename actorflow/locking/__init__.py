@@ -1,0 +1,1 @@
+"""Lock managers for ``SERIALIZABLE`` transactions (``actorflow.locking.memory``)."""

@@ -7,6 +7,7 @@ are awaitable, Prefect's are waited on with ``.result()``.
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from collections.abc import Callable
 from types import ModuleType
@@ -82,6 +83,15 @@ def build(lib: ModuleType, storage: str | None = None) -> dict[str, Callable[...
     async def call_async(xs: list[int]) -> list[int]:
         return [await ainc(x) for x in xs]
 
+    # transaction: N sequential direct calls inside one transaction (each run stages its result
+    # in a transaction of its own, a child of that one); "call" is the same outside.
+    transactions = importlib.import_module(f"{lib.__name__}.transactions")
+
+    @flow(name="bench-transaction")
+    def in_transaction(xs: list[int]) -> list[int]:
+        with transactions.transaction():
+            return [inc(x) for x in xs]
+
     # flowcall: N calls of a trivial flow.
     trivial = flow(_fns.inc, name="bench-trivial")
     atrivial = flow(_fns.ainc, name="bench-trivial-async")
@@ -153,6 +163,7 @@ def build(lib: ModuleType, storage: str | None = None) -> dict[str, Callable[...
         "gather/trio": gather_trio,
         "call": call,
         "call/async": call_async,
+        "transaction": in_transaction,
         "flowcall": flowcall,
         "flowcall/async": flowcall_async,
         "cached": cached,

@@ -20,6 +20,8 @@ _BASELINES = """\
   `submit(..., pure=False)` then `gather`.
 - `plain`, `plain/asyncio`: the same function called (or awaited) N times in a loop, no runtime
   at all; `cached` uses `functools.cache`.
+- `outside` (in `transaction`): actorflow's `call` flow, the same N direct calls with no
+  transaction around them, so `actorflow ÷ outside` is what a transaction costs each run.
 - `python`: a fresh `python -c "import asyncio"`. Every `startup` process runs with bytecode
   caching on (into a scratch `PYTHONPYCACHEPREFIX`), after one untimed start, as an installed
   package would: pip compiles the modules it installs, which an editable checkout does not.

@@ -256,6 +256,15 @@ def _cached_cases() -> list[Case]:
     ]
 
 
+def _transaction_cases() -> list[Case]:
+    return [
+        _flow_case("actorflow", "sync", "transaction"),
+        # The same calls outside any transaction: the ratio is what a transaction costs a run.
+        _flow_case("outside", "sync", "call"),
+        _flow_case("prefect", "sync", "transaction"),
+    ]
+
+
 def _nested_cases() -> list[Case]:
     builders = (base.asyncio_nested, base.anyio_nested, base.trio_nested)
     return [
@@ -391,6 +400,12 @@ WORKLOADS: dict[str, Workload] = {
             lambda: _sequential_cases("flowcall"),
         ),
         Workload("cached", "N calls answered by the cache", _ones, _cached_cases),
+        Workload(
+            "transaction",
+            "N sequential direct task calls inside one transaction",
+            _fns.incremented,
+            _transaction_cases,
+        ),
         Workload(
             "nested",
             f"N/{_fns.FANOUT} tasks each submitting {_fns.FANOUT} tasks",

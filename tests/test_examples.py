@@ -282,6 +282,13 @@ def test_cache_persist(load_example: LoadExample) -> None:
     assert any(p.is_file() for p in home.rglob("*")), "nothing was persisted under ACTORFLOW_HOME"
 
 
+def test_transactions(load_example: LoadExample) -> None:
+    assert load_example("transactions").main() == {
+        "after failed validation": False,
+        "after passed validation": True,
+    }
+
+
 @no_caching
 def test_cache_expiration(load_example: LoadExample, capsys: pytest.CaptureFixture[str]) -> None:
     assert load_example("cache_expiration").main() == ["Completed", "Cached", "Completed"]

@@ -568,7 +568,10 @@ def test_a_commit_killed_midway_is_finished_on_open(
     assert proc.returncode == 9, err
     present = records(tmp_path)
     assert len(present) < 3  # partly moved into place when it died
-    store = ResultStore(result_storage=str(tmp_path / "."))  # opened anew: recovers
+    from actorflow.results import LocalStorage
+
+    storage = LocalStorage(tmp_path)  # opened anew (as the cache opens it): recovers
+    store = ResultStore(result_storage=storage)
     assert store.exists("a")
     assert records(tmp_path) == expected
     assert {store.read(k).result for k in expected} == expected

@@ -100,6 +100,11 @@ class LocalStorage:
         self._dirs: set[str] = set()
         self._lock_fd: int | None = None
         self._fd_lock = threading.Lock()
+        if os.path.isdir(os.path.join(self._root, ".transactions")):
+            # A transaction's commit left unfinished by a killed process: finish it first.
+            from .._transactions._journal import recover
+
+            recover(self)
 
     def __repr__(self) -> str:
         return f"LocalStorage({self._root!r})"

@@ -57,6 +57,10 @@ Hook = Callable[["Transaction"], Any]
 _logger = logging.getLogger("actorflow.transactions")
 _current: ContextVar[Transaction | None] = ContextVar("actorflow_transaction", default=None)
 _NOT_SET: Any = object()
+_EMPTY_LIST: list[Any] = []
+_EMPTY_DICT: dict[str, Any] = {}
+# Guards the children and members of every transaction (added to from worker threads).
+_tree_lock = threading.Lock()
 
 
 class IsolationLevel(enum.Enum):
@@ -124,25 +128,43 @@ class Transaction:
         self.isolation_level = isolation_level
         self.overwrite = overwrite
         self.write_on_commit = write_on_commit
-        self.logger: logging.Logger | logging.LoggerAdapter[Any] = logger or _logger
+        self.logger = logger or _logger
         self.state = TransactionState.PENDING
-        self.children: list[Transaction] = []
-        self.on_commit_hooks: list[Hook] = []
-        self.on_rollback_hooks: list[Hook] = []
-        self._stored_values: dict[str, Any] = {}
-        self._staged_value: Any = None
-        self._token: Token[Transaction | None] | None = None
-        self._parent: Transaction | None = None
-        self._entered = False
-        self._implicit = False
-        self._holder = f"transaction-{id(self):x}"
-        self._locked = False
-        self._lock = threading.Lock()
-        #: Runs submitted inside this transaction: waited for before it ends.
-        self._members: list[Any] = []
-        #: For a task run's transaction: the run, and its cache slot when its record is staged.
-        self._run: Any = None
-        self._slot: Any = None
+        self.children = []
+        self.on_commit_hooks = []
+        self.on_rollback_hooks = []
+        self._stored_values = {}
+
+    # Defaults kept on the class, so that the transaction of each task run (made per run, see
+    # ``_for_run``) sets only what it uses. The empty collections are shared and never mutated:
+    # each transaction makes its own on first use.
+    key: str | None = None
+    store: Any = None
+    commit_mode: CommitMode | None = None
+    isolation_level: IsolationLevel | None = None
+    overwrite = False
+    write_on_commit = True
+    logger: logging.Logger | logging.LoggerAdapter[Any] = _logger
+    state = TransactionState.PENDING
+    children: list[Transaction] = _EMPTY_LIST
+    on_commit_hooks: list[Hook] = _EMPTY_LIST
+    on_rollback_hooks: list[Hook] = _EMPTY_LIST
+    _stored_values: dict[str, Any] = _EMPTY_DICT
+    _staged_value: Any = None
+    _token: Token[Transaction | None] | None = None
+    _parent: Transaction | None = None
+    _entered = False
+    _implicit = False
+    _locked = False
+    #: Runs submitted inside this transaction: waited for before it ends.
+    _members: list[Any] = _EMPTY_LIST
+    #: For a task run's transaction: the run, and its cache slot when its record is staged.
+    _run: Any = None
+    _slot: Any = None
+
+    @property
+    def _holder(self) -> str:
+        return f"transaction-{id(self):x}"
 
     def __repr__(self) -> str:
         return f"Transaction(key={self.key!r}, state={self.state.name})"
@@ -150,6 +172,8 @@ class Transaction:
     # -- values ---------------------------------------------------------------------------------
     def set(self, name: str, value: Any) -> None:
         """Keep ``value`` under ``name`` for this transaction's hooks and children."""
+        if self._stored_values is _EMPTY_DICT:
+            self._stored_values = {}
         self._stored_values[name] = value
 
     def get(self, name: str, default: Any = _NOT_SET) -> Any:
@@ -187,8 +211,11 @@ class Transaction:
         return parent
 
     def add_child(self, transaction: Transaction) -> None:
-        with self._lock:
-            self.children.append(transaction)
+        with _tree_lock:
+            if self.children is _EMPTY_LIST:
+                self.children = [transaction]
+            else:
+                self.children.append(transaction)
 
     def stage(
         self,
@@ -199,8 +226,10 @@ class Transaction:
         """Stage ``value`` to be written on commit, with hooks for the commit or rollback."""
         if self.state is not TransactionState.COMMITTED:
             self._staged_value = value
-            self.on_rollback_hooks += on_rollback_hooks or []
-            self.on_commit_hooks += on_commit_hooks or []
+            if on_rollback_hooks:
+                self.on_rollback_hooks = [*self.on_rollback_hooks, *on_rollback_hooks]
+            if on_commit_hooks:
+                self.on_commit_hooks = [*self.on_commit_hooks, *on_commit_hooks]
             self.state = TransactionState.STAGED
 
     def read(self) -> Any:
@@ -269,12 +298,15 @@ class Transaction:
 
     # -- members: runs submitted inside -------------------------------------------------------
     def _add_member(self, run: Any) -> None:
-        with self._lock:
-            self._members.append(run)
+        with _tree_lock:
+            if self._members is _EMPTY_LIST:
+                self._members = [run]
+            else:
+                self._members.append(run)
 
     def _take_members(self) -> list[Any]:
-        with self._lock:
-            members, self._members = self._members, []
+        with _tree_lock:
+            members, self._members = self._members, _EMPTY_LIST
         return members
 
     def _wait_members(self) -> None:
@@ -451,7 +483,6 @@ class Transaction:
         cls, run: Any, parent: Transaction | None, hooks: tuple[Any, Any], policy: Any
     ) -> Transaction:
         txn = cls.__new__(cls)
-        Transaction.__init__(txn)
         txn._run = run
         txn._parent = parent
         txn.commit_mode = parent.commit_mode if parent is not None else CommitMode.LAZY
@@ -510,12 +541,17 @@ class Transaction:
 
     def _stage_run(self, value: Any, slot: Any) -> Any:
         """The run completed with ``value``: stage it, then end as a transaction exits."""
-        steps = self._staged_steps(value, slot)
+        self._stage_value(value, slot)
+        parent = self._parent
+        if parent is not None and self.commit_mode is not CommitMode.EAGER:
+            parent.add_child(self)  # the parent takes responsibility: nothing to run now
+            return None
+        steps = self._staged_steps()
         if self._run.spec.is_async:
             return _run_async(steps)
         return _run_sync(steps)
 
-    def _staged_steps(self, value: Any, slot: Any) -> Steps[None]:
+    def _stage_value(self, value: Any, slot: Any) -> None:
         commit_hooks, rollback_hooks = self._hooks
         if slot is not None:
             self.key = slot.path
@@ -527,6 +563,8 @@ class Transaction:
                     if handle is not None:
                         self._slot_lock = (slot.storage, handle)
         self.stage(value, list(rollback_hooks), list(commit_hooks))
+
+    def _staged_steps(self) -> Steps[None]:
         parent = self._parent
         if self.commit_mode is CommitMode.EAGER:
             yield from self._commit_steps(None)

@@ -636,3 +636,95 @@ def test_serializable_across_processes_computes_once(tmp_path: Path) -> None:
     assert out1.strip() == "computed first"
     assert out2.strip() == "read first"
     assert (signals / "computed").read_text() == "first\n"
+
+
+def test_a_task_body_always_has_a_transaction() -> None:
+    @task
+    def body() -> bool:
+        txn = get_transaction()
+        assert txn is not None and txn.get_parent() is None
+        txn.set("seen", True)
+        return bool(txn.get("seen"))
+
+    assert body()
+
+    @flow
+    def in_flow() -> bool:
+        assert get_transaction() is None  # a flow body outside any transaction
+        return body()
+
+    assert in_flow()
+
+
+def test_transactions_and_the_cache_share_records(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    def key(context: Any, parameters: dict[str, Any]) -> str:
+        return f"shared-{parameters['x']}"
+
+    @task(cache_key_fn=key, result_storage=str(tmp_path))
+    def compute(x: int) -> int:
+        calls.append(x)
+        return x * 3
+
+    store = ResultStore(result_storage=str(tmp_path))
+    assert compute(1) == 3
+    with transaction(key="shared-1", store=store) as txn:
+        assert txn.is_committed()  # the task's record: not run again
+        assert txn.read().result == 3  # type: ignore[union-attr]  # committed: a record
+    with transaction(key="shared-2", store=store) as txn:
+        txn.stage(99)
+    assert compute(2, return_state=True).name == "Cached"  # type: ignore[call-arg]  # option
+    assert compute(2) == 99 and calls == [1]
+
+
+def test_a_raising_task_hook_names_the_hook_and_the_task(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    @task
+    def step() -> int:
+        return 1
+
+    @step.on_rollback
+    def clean_up(txn: Transaction) -> None:
+        raise OSError("disk gone")
+
+    @flow
+    def failing() -> None:
+        with transaction():
+            step()
+            raise RuntimeError("stop")
+
+    with caplog.at_level(logging.INFO, logger="actorflow.transactions"):
+        with pytest.raises(RuntimeError, match="stop"):
+            failing()
+    assert (
+        "An error was encountered while running rollback hook 'clean_up' of task 'step'"
+        in caplog.text
+    )
+    assert "disk gone" in caplog.text
+
+
+def test_a_caught_task_failure_still_rolls_back_the_transaction() -> None:
+    seen: list[str] = []
+
+    @task
+    def first() -> None:
+        pass
+
+    @first.on_rollback
+    def undo(txn: Transaction) -> None:
+        seen.append("undo first")
+
+    @flow
+    def pipeline() -> bool:
+        with transaction() as txn:
+            first()
+            try:
+                txn_tasks.explode(1)
+            except ValueError:
+                pass
+        return txn.is_rolled_back()
+
+    assert pipeline() is True
+    assert seen == ["undo first"]

@@ -87,12 +87,21 @@ _DONE = (TransactionState.COMMITTED, TransactionState.ROLLED_BACK)
 
 def get_transaction() -> Transaction | None:
     """The innermost open transaction (inside a task run's body, the run's own), or ``None``."""
+    return _innermost(True)
+
+
+def _innermost(make: bool) -> Transaction | None:
     txn = _current.get()
     run = current_run.get()
-    if run is not None:
-        own = getattr(run, "txn", None)  # a body in a worker process has no transaction
-        if own is not None and not own._implicit and (txn is None or txn is own._parent):
-            return own  # type: ignore[no-any-return]  # a Transaction: only attach sets it
+    if run is not None and not run.is_flow:
+        own = getattr(run, "txn", _NOT_SET)  # a body in a worker process has no transaction
+        if own is None and txn is None and make:
+            # A run outside any transaction gets its own when its body asks for it, as every
+            # Prefect task run has one (made here, not per run: most never ask).
+            policy = getattr(getattr(run.spec, "cache", None), "policy", None)
+            own = run.txn = Transaction._for_run(run, None, ((), ()), policy)
+        if own is not None and own is not _NOT_SET and (txn is None or txn is own._parent):
+            return own  # type: ignore[no-any-return]  # a Transaction: only this module sets it
     return txn
 
 
@@ -485,6 +494,10 @@ class Transaction:
         txn = cls.__new__(cls)
         txn._run = run
         txn._parent = parent
+        if parent is not None and (
+            parent.defers_write or (parent._run is None and not parent._implicit)
+        ):
+            txn.defers_write = True
         txn.commit_mode = parent.commit_mode if parent is not None else CommitMode.LAZY
         level = None if policy is None else policy.isolation_level
         if level is None:
@@ -500,11 +513,9 @@ class Transaction:
     #: ``(storage, handle)``: the storage lock of a SERIALIZABLE run's key, held until the end.
     _slot_lock: Any = None
 
-    @property
-    def defers_write(self) -> bool:
-        """Whether the run's record waits for this transaction's commit."""
-        parent = self._parent
-        return parent is not None and not parent._implicit
+    #: Whether the run's record waits for a commit: inside a transaction opened with
+    #: ``transaction()`` (at any depth), not only inside other runs' or a flow's.
+    defers_write = False
 
     def _lock_slot(self, slot: Any) -> Any:
         """Under ``SERIALIZABLE``, take the run's key before the cache is consulted."""
@@ -809,7 +820,7 @@ _implicit_lock = threading.Lock()
 def attach(run: Any, submitted: bool) -> None:
     """Give a new task run its own transaction when it needs one: inside a transaction, with
     commit or rollback hooks, or with a policy that sets an isolation level."""
-    parent = get_transaction()
+    parent = _innermost(False)
     options = run.spec.owner.options
     commit_hooks = options.on_commit or ()
     rollback_hooks = options.on_rollback or ()

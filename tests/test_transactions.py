@@ -728,3 +728,39 @@ def test_a_caught_task_failure_still_rolls_back_the_transaction() -> None:
 
     assert pipeline() is True
     assert seen == ["undo first"]
+
+
+@pytest.mark.anyio
+async def test_an_async_flow_error_rolls_back_its_mapped_runs(anyio_backend: str) -> None:
+    seen: list[str] = []
+
+    @task
+    async def load(x: int) -> int:
+        get_transaction().set("x", x)  # type: ignore[union-attr]  # in a txn
+        return x
+
+    @load.on_rollback
+    async def unload(txn: Transaction) -> None:
+        await anyio.lowlevel.checkpoint()
+        seen.append(f"unload {txn.get('x')}")
+
+    @load.on_commit
+    def loaded(txn: Transaction) -> None:
+        seen.append(f"loaded {txn.get('x')}")
+
+    @flow
+    async def failing() -> None:
+        for future in load.map([1, 2, 3]):
+            await future
+        raise RuntimeError("flow failed")
+
+    @flow
+    async def fine() -> list[int]:
+        return [await future for future in load.map([4, 5])]
+
+    with pytest.raises(RuntimeError, match="flow failed"):
+        await failing()
+    assert sorted(seen) == ["unload 1", "unload 2", "unload 3"]
+    seen.clear()
+    assert await fine() == [4, 5]
+    assert sorted(seen) == ["loaded 4", "loaded 5"]

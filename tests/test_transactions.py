@@ -764,3 +764,44 @@ async def test_an_async_flow_error_rolls_back_its_mapped_runs(anyio_backend: str
     seen.clear()
     assert await fine() == [4, 5]
     assert sorted(seen) == ["loaded 4", "loaded 5"]
+
+
+def test_a_serializable_key_is_released_whatever_the_end(tmp_path: Path) -> None:
+    store = ResultStore(result_storage=tmp_path, lock_manager=MemoryLockManager())
+    serial = IsolationLevel.SERIALIZABLE
+    with transaction(key="k", store=store, isolation_level=serial) as txn:
+        txn.stage(1)
+    with pytest.raises(RuntimeError), transaction(key="k", store=store, isolation_level=serial):
+        assert store.is_locked("k")
+        raise RuntimeError("after finding the key committed")
+    assert not store.is_locked("k")
+    with pytest.raises(RuntimeError), transaction(key="j", store=store, isolation_level=serial):
+        raise RuntimeError("before staging")
+    assert not store.is_locked("j") and not store.exists("j")
+
+
+@pytest.mark.anyio
+async def test_serializable_async_task_in_atransaction(anyio_backend: str, tmp_path: Path) -> None:
+    calls: list[int] = []
+    policy = INPUTS.configure(
+        key_storage=str(tmp_path),
+        lock_manager=MemoryLockManager(),
+        isolation_level=IsolationLevel.SERIALIZABLE,
+    )
+
+    @task(cache_policy=policy)
+    async def expensive(x: int) -> int:
+        calls.append(x)
+        return x + 1
+
+    @flow
+    async def pipeline() -> list[int]:
+        async with atransaction() as txn:
+            first = await expensive(1)
+            assert records(tmp_path) == set()  # staged until the transaction commits
+            assert txn.is_active()
+        return [first, await expensive(1)]
+
+    assert await pipeline() == [2, 2]
+    assert calls == [1] and len(records(tmp_path)) == 1
+    assert not MemoryLockManager().is_locked(next(iter(records(tmp_path))))

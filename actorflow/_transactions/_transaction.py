@@ -421,8 +421,6 @@ class Transaction:
                 "was written",
                 self.key,
             )
-            for txn, _ in batch:
-                txn.state = TransactionState.STAGED
             yield from self._rollback_steps()
             return False
         for txn, item in batch:
@@ -451,6 +449,7 @@ class Transaction:
 
     def _rollback_steps(self) -> Steps[bool]:
         if self.state in _DONE:
+            self._release()  # a SERIALIZABLE key found committed is still held
             return False
         try:
             for hook in reversed(list(self.on_rollback_hooks)):
@@ -536,11 +535,21 @@ class Transaction:
         self.key = slot.path
         self.store = ResultStore(slot.storage, lock_manager=manager, serializer=slot.serializer)
         self.store._storage = slot.storage
-        self._locked = True
+        # A run that ends before staging (a cache error, a cancellation) lets the key go.
+        self._run.add_done_callback(self._unstaged_run_ended)
         if slot.is_async:
-            return self.store.aacquire_lock(slot.path, self._holder)
+            return self._alock(slot.path)
         self.store.acquire_lock(slot.path, self._holder)
+        self._locked = True
         return None
+
+    async def _alock(self, key: str) -> None:
+        await self.store.aacquire_lock(key, self._holder)
+        self._locked = True
+
+    def _unstaged_run_ended(self) -> None:
+        if self.state is TransactionState.ACTIVE:
+            self._release()
 
     def _cached(self) -> None:
         """The run found its record: nothing to stage, nothing to commit."""

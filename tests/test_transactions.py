@@ -805,3 +805,26 @@ async def test_serializable_async_task_in_atransaction(anyio_backend: str, tmp_p
     assert await pipeline() == [2, 2]
     assert calls == [1] and len(records(tmp_path)) == 1
     assert not MemoryLockManager().is_locked(next(iter(records(tmp_path))))
+
+
+def test_a_reader_waits_for_a_serializable_writer(tmp_path: Path) -> None:
+    store = ResultStore(result_storage=tmp_path, lock_manager=MemoryLockManager())
+    writer_in = threading.Event()
+    reader_waits = threading.Event()
+
+    def writer() -> None:
+        with transaction(
+            key="report", store=store, isolation_level=IsolationLevel.SERIALIZABLE
+        ) as txn:
+            writer_in.set()
+            assert reader_waits.wait(5)
+            txn.stage({"rows": 3})
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert writer_in.wait(5)
+    with transaction(key="report", store=store, write_on_commit=False) as txn:
+        reader_waits.set()  # the writer may now commit; the read below waits for it
+        record = txn.read()
+    thread.join(5)
+    assert record is not None and record.result == {"rows": 3}

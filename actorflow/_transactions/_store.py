@@ -27,6 +27,15 @@ from .._core import SerializationError, blocking_region, current_clock
 __all__ = ["MemoryLockManager", "ResultRecord", "ResultStore"]
 
 logger = logging.getLogger("actorflow.transactions")
+_local = threading.local()
+
+
+def _held_here() -> set[str]:
+    """Keys this thread's transactions hold through a store."""
+    held: set[str] | None = getattr(_local, "held", None)
+    if held is None:
+        held = _local.held = set()
+    return held
 
 
 @final
@@ -193,8 +202,11 @@ class ResultStore:
         return storage
 
     # -- records --------------------------------------------------------------------------------
-    def read(self, key: str) -> ResultRecord | None:
-        """The record under ``key``, or ``None`` if there is none (or it expired)."""
+    def read(self, key: str, holder: str | None = None) -> ResultRecord | None:
+        """The record under ``key``, or ``None`` if there is none (or it expired). With a lock
+        manager, waits first while another holder has the key (as in Prefect), so a reader
+        sees what a ``SERIALIZABLE`` writer commits."""
+        self._wait_unless_held(key, holder)
         storage = self.storage
         got = storage.read(check_path(key))
         if got is None:
@@ -248,6 +260,16 @@ class ResultStore:
             raise ValueError("No lock manager provided for this result store.")
         return manager
 
+    def _wait_unless_held(self, key: str, holder: str | None) -> None:
+        manager = self.lock_manager
+        if manager is None or not manager.is_locked(key):
+            return
+        if holder is not None and manager.is_lock_holder(key, holder):
+            return
+        if holder is None and key in _held_here():
+            return  # held by a transaction of this thread: waiting would never end
+        manager.wait_for_lock(key)
+
     def acquire_lock(self, key: str, holder: str, timeout: float | None = None) -> bool:
         """Take ``key``'s lock for ``holder``: in this process through the lock manager, across
         processes through the storage's lock. Waits up to ``timeout`` seconds."""
@@ -262,6 +284,7 @@ class ResultStore:
             if handle is not None:
                 with self._handles_lock:
                     self._handles[key, holder] = handle
+                _held_here().add(key)
                 return True
             if deadline is not None and time.monotonic() >= deadline:
                 manager.release_lock(key, holder)
@@ -292,6 +315,7 @@ class ResultStore:
             if handle is not None:
                 with self._handles_lock:
                     self._handles[key, holder] = handle
+                _held_here().add(key)
                 return True
             if deadline is not None and time.monotonic() >= deadline:
                 manager.release_lock(key, holder)
@@ -300,6 +324,7 @@ class ResultStore:
             delay = min(delay * 2, 0.1)
 
     def release_lock(self, key: str, holder: str) -> None:
+        _held_here().discard(key)
         with self._handles_lock:
             handle = self._handles.pop((key, holder), None)
         if handle is not None:

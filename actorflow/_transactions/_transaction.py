@@ -245,7 +245,7 @@ class Transaction:
         """The committed record under this transaction's key (a ``ResultRecord``), or
         ``None``."""
         if self.store is not None and self.key:
-            return self.store.read(self.key)
+            return self.store.read(self.key, holder=self._holder)
         return None
 
     # -- entering -------------------------------------------------------------------------------

@@ -828,3 +828,18 @@ def test_a_reader_waits_for_a_serializable_writer(tmp_path: Path) -> None:
         record = txn.read()
     thread.join(5)
     assert record is not None and record.result == {"rows": 3}
+
+
+@pytest.mark.anyio
+async def test_a_transaction_inside_a_task_body(anyio_backend: str, tmp_path: Path) -> None:
+    @task(result_storage=str(tmp_path))
+    async def keeps() -> Any:
+        with transaction(key="inside-task", commit_mode=CommitMode.EAGER) as txn:
+            txn.stage({"foo": "bar"})
+        assert txn.is_committed()
+        assert txn.get_parent() is get_transaction()  # the run's own
+        record = txn.read()
+        return record.result  # type: ignore[union-attr]  # committed: a record
+
+    assert await keeps() == {"foo": "bar"}
+    assert "inside-task" in records(tmp_path)  # in the task's result storage

@@ -751,12 +751,16 @@ def _default_store(key: str | None, store: Any) -> Any:
         return store
     from ._store import ResultStore
 
-    flow: Any = current_run.get()
+    # The result storage of the innermost run that sets one (a task's, a flow's), as Prefect's
+    # transactions use the run's result store.
+    run: Any = current_run.get()
     storage = None
-    while flow is not None and storage is None:
-        if flow.is_flow:
-            storage = getattr(flow.spec, "result_storage", None)
-        flow = flow.parent
+    while run is not None and storage is None:
+        if run.is_flow:
+            storage = getattr(run.spec, "result_storage", None)
+        else:
+            storage = getattr(getattr(run.spec.owner, "options", None), "result_storage", None)
+        run = run.parent
     return ResultStore(storage)
 
 

@@ -843,3 +843,28 @@ async def test_a_transaction_inside_a_task_body(anyio_backend: str, tmp_path: Pa
 
     assert await keeps() == {"foo": "bar"}
     assert "inside-task" in records(tmp_path)  # in the task's result storage
+
+
+def test_a_run_completing_after_its_transaction_rolled_back_rolls_back() -> None:
+    seen: list[str] = []
+    rolled_back = threading.Event()
+
+    @task
+    def slow() -> int:
+        assert rolled_back.wait(5)  # finishes only once a sibling's failure rolled back
+        return 1
+
+    @slow.on_rollback
+    def undo(txn: Transaction) -> None:
+        seen.append("undo slow")
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))
+    def pipeline() -> bool:
+        with transaction() as txn:
+            txn.stage(None, on_rollback_hooks=[lambda t: rolled_back.set()])
+            slow.submit()
+            txn_tasks.explode.submit(1)
+        return txn.is_rolled_back()
+
+    assert pipeline() is True
+    assert seen == ["undo slow"]

@@ -220,11 +220,17 @@ class Transaction:
         return parent
 
     def add_child(self, transaction: Transaction) -> None:
+        self._adopt(transaction)
+
+    def _adopt(self, transaction: Transaction) -> bool:
+        """Add a child; ``True`` if this transaction has already rolled back (then the child
+        must roll back too: a sibling's failure on another thread got here first)."""
         with _tree_lock:
             if self.children is _EMPTY_LIST:
                 self.children = [transaction]
             else:
                 self.children.append(transaction)
+            return self.state is TransactionState.ROLLED_BACK
 
     def stage(
         self,
@@ -454,8 +460,10 @@ class Transaction:
         try:
             for hook in reversed(list(self.on_rollback_hooks)):
                 yield from self._run_hook(hook, "rollback")
-            self.state = TransactionState.ROLLED_BACK
-            for child in reversed(list(self.children)):
+            with _tree_lock:  # children added from now on roll back themselves (_adopt)
+                self.state = TransactionState.ROLLED_BACK
+                children = list(self.children)
+            for child in reversed(children):
                 yield from child._rollback_steps()
             return True
         except Exception:
@@ -564,9 +572,12 @@ class Transaction:
         self._stage_value(value, slot)
         parent = self._parent
         if parent is not None and self.commit_mode is not CommitMode.EAGER:
-            parent.add_child(self)  # the parent takes responsibility: nothing to run now
-            return None
-        steps = self._staged_steps()
+            # The parent takes responsibility: nothing to run now, unless it rolled back.
+            if not parent._adopt(self):
+                return None
+            steps: Steps[Any] = self._rollback_steps()
+        else:
+            steps = self._staged_steps()
         if self._run.spec.is_async:
             return _run_async(steps)
         return _run_sync(steps)
@@ -589,7 +600,8 @@ class Transaction:
         if self.commit_mode is CommitMode.EAGER:
             yield from self._commit_steps(None)
         if parent is not None:
-            parent.add_child(self)
+            if parent._adopt(self):
+                yield from self._rollback_steps()
             return
         if self.commit_mode is CommitMode.OFF:
             yield from self._rollback_steps()

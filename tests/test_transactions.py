@@ -868,3 +868,26 @@ def test_a_run_completing_after_its_transaction_rolled_back_rolls_back() -> None
 
     assert pipeline() is True
     assert seen == ["undo slow"]
+
+
+@pytest.mark.anyio
+async def test_a_sync_transaction_in_an_async_flow(anyio_backend: str) -> None:
+    seen: list[str] = []
+
+    @task
+    async def step(x: int) -> int:
+        return x
+
+    @step.on_commit
+    async def done(txn: Transaction) -> None:
+        await anyio.lowlevel.checkpoint()
+        seen.append("committed")
+
+    @flow
+    async def pipeline() -> None:
+        with transaction():  # a sync transaction: its waits and hooks suspend the body
+            step.submit(1)
+            await step(2)
+
+    await pipeline()
+    assert seen == ["committed", "committed"]

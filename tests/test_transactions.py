@@ -891,3 +891,16 @@ async def test_a_sync_transaction_in_an_async_flow(anyio_backend: str) -> None:
 
     await pipeline()
     assert seen == ["committed", "committed"]
+
+
+def test_a_record_that_cannot_be_stored_fails_the_commit_before_any_is_written(
+    tmp_path: Path,
+) -> None:
+    store = ResultStore(result_storage=tmp_path)
+    with transaction() as outer:
+        for key in ("first", "second"):
+            with transaction(key=key, store=store) as txn:
+                txn.stage(key)
+        (tmp_path / "second").mkdir()  # made a folder meanwhile: no record can be there
+    assert outer.is_rolled_back()
+    assert records(tmp_path) == set()

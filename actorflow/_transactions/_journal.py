@@ -15,6 +15,7 @@ recovery in another process leaves a live commit alone.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import shutil
@@ -27,6 +28,7 @@ import orjson
 __all__ = ["FOLDER", "commit_local", "recover"]
 
 FOLDER = ".transactions"
+logger = logging.getLogger("actorflow.transactions")
 
 #: Called after each step of a commit with the step's name (``"manifest"``, ``"record"``):
 #: the seam tests use to kill a process in the middle of a commit.
@@ -56,7 +58,9 @@ def commit_local(storage: Any, items: Sequence[tuple[str, bytes]]) -> None:
         os.makedirs(work)
         targets = []
         for i, (path, data) in enumerate(items):
-            storage._file(path)  # checks the path before anything is written
+            target = storage._file(path)  # checks the path before anything is written
+            if os.path.isdir(target):
+                raise storage._path_error(path, IsADirectoryError())
             with open(os.path.join(work, str(i)), "wb") as f:
                 f.write(data)
             targets.append(path)
@@ -129,7 +133,16 @@ def _recover_one(storage: Any, folder: str, ident: str) -> bool:
         for i, path in enumerate(targets):
             source = os.path.join(work, str(i))
             if os.path.exists(source):
-                _move(storage, source, path)
+                try:
+                    _move(storage, source, path)
+                except (OSError, ValueError) as exc:  # the place became a folder meanwhile
+                    logger.error(
+                        "finishing a transaction's commit in %s: record %r cannot be stored "
+                        "(%s); it is dropped",
+                        storage,
+                        path,
+                        exc,
+                    )
     with contextlib.suppress(FileNotFoundError):
         os.unlink(manifest)
     with contextlib.suppress(FileNotFoundError):

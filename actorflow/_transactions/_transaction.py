@@ -167,8 +167,12 @@ class Transaction:
     _locked = False
     #: Runs submitted inside this transaction: waited for before it ends.
     _members: list[Any] = _EMPTY_LIST
-    #: For a task run's transaction: the run, and its cache slot when its record is staged.
+    #: For a task run's transaction: the run until it ends (then let go, so that a long
+    #: transaction does not keep every run alive), its task's name and kind, and its cache
+    #: slot when its record is staged.
     _run: Any = None
+    _task_name: str | None = None
+    _is_async = False
     _slot: Any = None
 
     @property
@@ -366,8 +370,8 @@ class Transaction:
 
     def _run_hook(self, hook: Hook, kind: str) -> Steps[None]:
         name = _hook_name(hook)
-        run = self._run
-        of = f" of task {run.spec.name!r}" if run is not None else ""
+        name_of_task = self._task_name
+        of = f" of task {name_of_task!r}" if name_of_task is not None else ""
         log = getattr(hook, "log_on_run", True)
         if log:
             self.logger.info("Running %s hook %r%s", kind, name, of)
@@ -500,9 +504,11 @@ class Transaction:
     ) -> Transaction:
         txn = cls.__new__(cls)
         txn._run = run
+        txn._task_name = run.spec.name
+        txn._is_async = run.spec.is_async
         txn._parent = parent
         if parent is not None and (
-            parent.defers_write or (parent._run is None and not parent._implicit)
+            parent.defers_write or (parent._task_name is None and not parent._implicit)
         ):
             txn.defers_write = True
         txn.commit_mode = parent.commit_mode if parent is not None else CommitMode.LAZY
@@ -544,7 +550,7 @@ class Transaction:
         self.store = ResultStore(slot.storage, lock_manager=manager, serializer=slot.serializer)
         self.store._storage = slot.storage
         # A run that ends before staging (a cache error, a cancellation) lets the key go.
-        self._run.add_done_callback(self._unstaged_run_ended)
+        self._run.add_done_callback(self._unstaged_run_ended)  # the run is alive: it asks
         if slot.is_async:
             return self._alock(slot.path)
         self.store.acquire_lock(slot.path, self._holder)
@@ -561,6 +567,7 @@ class Transaction:
 
     def _cached(self) -> None:
         """The run found its record: nothing to stage, nothing to commit."""
+        self._run = None
         self.state = TransactionState.COMMITTED
         self._release()
         parent = self._parent
@@ -569,6 +576,7 @@ class Transaction:
 
     def _stage_run(self, value: Any, slot: Any) -> Any:
         """The run completed with ``value``: stage it, then end as a transaction exits."""
+        self._run = None
         self._stage_value(value, slot)
         parent = self._parent
         if parent is not None and self.commit_mode is not CommitMode.EAGER:
@@ -578,7 +586,7 @@ class Transaction:
             steps: Steps[Any] = self._rollback_steps()
         else:
             steps = self._staged_steps()
-        if self._run.spec.is_async:
+        if self._is_async:
             return _run_async(steps)
         return _run_sync(steps)
 
@@ -610,8 +618,9 @@ class Transaction:
 
     def _run_failed(self) -> Any:
         """The run ended without a result: it rolls back, and so does its parent."""
+        self._run = None
         steps = self._failed_steps()
-        if self._run.spec.is_async:
+        if self._is_async:
             return _run_async(steps)
         return _run_sync(steps)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -116,6 +117,51 @@ def test_records_go_to_actorflow_home_by_default() -> None:
     assert record.format == "json"
     assert record.payload == b"7"
     assert not [p for p in root.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_threads_first_using_a_home_at_once_resolve_its_storage_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actorflow._cache import _storage
+
+    resolved: list[str] = []
+    resolve = _storage.resolve_storage
+
+    def counting(spec: Any) -> Any:
+        resolved.append(spec)
+        os.sched_yield()  # let any other thread that found no storage for the home get here too
+        return resolve(spec)
+
+    monkeypatch.setattr(_storage, "resolve_storage", counting)
+    threads_per_home = 16
+    homes = [tmp_path / f"home-{i}" for i in range(12)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        for home in homes:
+            monkeypatch.setenv("ACTORFLOW_HOME", str(home))
+            start = threading.Barrier(threads_per_home)
+            seen: list[object] = []
+
+            def first_use(start: threading.Barrier, seen: list[object]) -> None:
+                start.wait()
+                seen.append(default_storage())
+
+            threads = [
+                threading.Thread(target=first_use, args=(start, seen))
+                for _ in range(threads_per_home)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert len(seen) == threads_per_home
+            assert all(storage is seen[0] for storage in seen), f"{home}: several storages"
+            assert seen[0] == LocalStorage(home / "storage")
+            assert default_storage() is seen[0]
+    finally:
+        sys.setswitchinterval(interval)
+    assert sorted(resolved) == sorted(str(home / "storage") for home in homes)
 
 
 @pytest.mark.parametrize(

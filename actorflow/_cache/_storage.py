@@ -234,6 +234,7 @@ class LocalStorage:
 _named: dict[str, ResultStorage] = {}
 _homes: dict[str, ResultStorage] = {}  # ACTORFLOW_HOME -> its storage
 _named_lock = threading.Lock()
+_homes_lock = threading.Lock()  # taken before _named_lock, never after
 
 
 def default_storage() -> ResultStorage:
@@ -241,8 +242,10 @@ def default_storage() -> ResultStorage:
     home = os.environ.get("ACTORFLOW_HOME") or "~/.actorflow"
     storage = _homes.get(home)
     if storage is None:
-        storage = resolve_storage(str(Path(home).expanduser() / "storage"))
-        _homes[home] = storage
+        with _homes_lock:
+            storage = _homes.get(home)
+            if storage is None:
+                storage = _homes[home] = resolve_storage(str(Path(home).expanduser() / "storage"))
     return storage
 
 

@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any, Protocol, final, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
-from .._core import ActorflowException
+from ._paths import RecordPathError, check_path
 
 __all__ = [
     "LocalStorage",
-    "RecordPathError",
     "ResultStorage",
     "default_storage",
     "resolve_storage",
@@ -34,11 +33,6 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no cross-process lock on local storage
     fcntl = None  # type: ignore[assignment]  # fcntl is missing on Windows
-
-
-class RecordPathError(ActorflowException, ValueError):
-    """A record's path cannot hold a record: it is a folder of other records, or it lies under
-    one (a key cannot be both a record and a folder of records)."""
 
 
 @runtime_checkable
@@ -68,23 +62,6 @@ class ResultStorage(Protocol):
         ...
 
     def unlock(self, handle: Any) -> None: ...
-
-
-def check_path(path: str) -> str:
-    """Reject storage keys that would escape the storage root."""
-    parts = path.split("/")
-    if (
-        not path
-        or path.startswith("/")
-        or "\\" in path
-        or "\x00" in path
-        or any(part in ("", ".", "..") for part in parts)
-    ):
-        raise ValueError(
-            f"Invalid result storage key {path!r}: use a relative path of plain names "
-            "separated by '/', without '.' or '..'"
-        )
-    return path
 
 
 @final

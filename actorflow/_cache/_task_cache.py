@@ -29,11 +29,12 @@ from .._core import (
     to_thread,
 )
 from ._hashing import CacheKeyError, UnhashableInput, digest_text, values_digest
+from ._paths import RecordPathError, check_path
 from ._policies import CacheKeyFnPolicy, CachePolicy, KeyContext
 from ._records import CorruptRecord, decode_record, encode_record
 from ._serializers import Serializer, resolve_serializer
 from ._shared import Shared, shared_for
-from ._storage import RecordPathError, ResultStorage, check_path, resolve_storage
+from ._storage import ResultStorage, resolve_storage
 
 __all__ = ["CacheKeyWarning", "Slot", "TaskCache"]
 

@@ -164,6 +164,67 @@ def test_threads_first_using_a_home_at_once_resolve_its_storage_once(
     assert sorted(resolved) == sorted(str(home / "storage") for home in homes)
 
 
+FORK_WITH_CACHE_LOCKS_HELD = """
+import os, sys, threading
+from actorflow import task
+from actorflow._cache._shared import shared_for
+from actorflow.cache_policies import INPUTS
+from actorflow._cache._storage import resolve_storage
+
+root = sys.argv[1]
+calls = []
+
+@task(cache_policy=INPUTS, result_storage=root)
+def double(x):
+    calls.append(x)
+    return 2 * x
+
+assert double(1) == 2 and double(1) == 2 and calls == [1]   # the second call is a memory hit
+storage = resolve_storage(root)
+shared = shared_for(storage.location)
+assert shared.statistics().entries == 1
+
+# A thread of the parent holds the location's lock when the process forks: a child sharing the
+# parent's registries would wait for it forever.
+held, release = threading.Event(), threading.Event()
+
+def hold():
+    with shared.lock:
+        held.set()
+        release.wait()
+
+holder = threading.Thread(target=hold)
+holder.start()
+held.wait()
+pid = os.fork()
+if pid == 0:
+    import signal
+    signal.alarm(20)  # a child that hangs must not outlive the test
+    try:
+        fresh = resolve_storage(root) is not storage and shared_for(storage.location) is not shared
+        empty = shared_for(storage.location).statistics().entries == 0
+        cached = double(1, return_state=True)  # read from storage: the child has no memory of it
+        ran = double(2) == 4 and calls == [1, 2]
+        ok = fresh and empty and cached.name == "Cached" and ran
+    except BaseException:
+        os._exit(3)
+    os._exit(0 if ok else 2)
+release.set()
+holder.join()
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_forked_child_starts_with_fresh_cache_registries(tmp_path: Path) -> None:
+    from support import run_python
+
+    code = FORK_WITH_CACHE_LOCKS_HELD.replace("sys.argv[1]", repr(str(tmp_path / "records")))
+    result = run_python(code, timeout=30)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "0", result.stderr[-2000:]
+
+
 @pytest.mark.parametrize(
     "damage",
     [

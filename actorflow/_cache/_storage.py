@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol, final, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
+from .._core import runtime
 from ._paths import RecordPathError, check_path
 
 __all__ = [
@@ -207,22 +208,34 @@ class LocalStorage:
 
 
 # Storages built from names (paths, URLs), one per name in a process, so that clients and their
-# connection pools are reused. Process-wide by nature, like the files and buckets they name.
-_named: dict[str, ResultStorage] = {}
-_homes: dict[str, ResultStorage] = {}  # ACTORFLOW_HOME -> its storage
-_named_lock = threading.Lock()
-_homes_lock = threading.Lock()  # taken before _named_lock, never after
+# connection pools are reused. Process-wide by nature, like the files and buckets they name: a
+# slot of the runtime, so a forked child (and a test after ``runtime.reset()``) starts afresh.
+@final
+class _Storages:
+    __slots__ = ("homes", "homes_lock", "named", "named_lock")
+
+    def __init__(self) -> None:
+        self.named: dict[str, ResultStorage] = {}
+        self.homes: dict[str, ResultStorage] = {}  # ACTORFLOW_HOME -> its storage
+        self.named_lock = threading.Lock()
+        self.homes_lock = threading.Lock()  # taken before named_lock, never after
+
+
+def _storages() -> _Storages:
+    return runtime.slot("cache.storages", _Storages)
 
 
 def default_storage() -> ResultStorage:
     """``$ACTORFLOW_HOME/storage`` (``~/.actorflow/storage`` by default), read at each use."""
     home = os.environ.get("ACTORFLOW_HOME") or "~/.actorflow"
-    storage = _homes.get(home)
+    storages = _storages()
+    storage = storages.homes.get(home)
     if storage is None:
-        with _homes_lock:
-            storage = _homes.get(home)
+        with storages.homes_lock:
+            storage = storages.homes.get(home)
             if storage is None:
-                storage = _homes[home] = resolve_storage(str(Path(home).expanduser() / "storage"))
+                storage = resolve_storage(str(Path(home).expanduser() / "storage"))
+                storages.homes[home] = storage
     return storage
 
 
@@ -230,8 +243,9 @@ def resolve_storage(spec: Any) -> ResultStorage:
     """A storage from a ``result_storage`` option: a path, a URL, or a storage object."""
     if spec is None:
         return default_storage()
+    storages = _storages()
     if type(spec) is str:
-        storage = _named.get(spec)
+        storage = storages.named.get(spec)
         if storage is not None:
             return storage
     elif type(spec) is LocalStorage or isinstance(spec, ResultStorage):
@@ -243,10 +257,10 @@ def resolve_storage(spec: Any) -> ResultStorage:
             "result_storage must be a path, a URL such as 's3://bucket/prefix', or a storage "
             f"object, got {type(spec).__name__}"
         )
-    with _named_lock:
-        storage = _named.get(spec)
+    with storages.named_lock:
+        storage = storages.named.get(spec)
         if storage is None:
-            storage = _named[spec] = _from_name(spec)
+            storage = storages.named[spec] = _from_name(spec)
     return storage
 
 

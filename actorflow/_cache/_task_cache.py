@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any, final
 
 from ._keys import CacheKeys, CacheKeyWarning
-from ._policies import CachePolicy
 from ._record_io import RecordIO
 from ._single_flight import SingleFlight
 from ._slot import Slot
@@ -28,22 +27,14 @@ __all__ = ["CacheKeyWarning", "Slot", "TaskCache"]
 class TaskCache:
     """Resolved cache options of a task, and the operations the engine performs with them."""
 
-    def __init__(
-        self,
-        task: Any,
-        name: str,
-        policy: CachePolicy | None,
-        storage_key: str | None,
-        persist: bool | None,
-        expiration: float | None,
-    ) -> None:
+    def __init__(self, task: Any, name: str, keys: CacheKeys) -> None:
         self.task = task
         self.name = name
-        self.policy = policy
+        self.policy = keys.policy
         #: ``None``: the task said nothing; it persists only inside a flow that does.
-        self.persist = persist
-        self.keys = keys = CacheKeys(task, policy, storage_key, persist, expiration)
-        self.records = records = RecordIO(name, storage_key)
+        self.persist = keys.persist
+        self.keys = keys
+        self.records = records = RecordIO(name, keys.storage_key)
         self.single_flight = single_flight = SingleFlight(records.read_storage)
         # -- the key
         self.key_for = keys.key_for

@@ -225,6 +225,30 @@ def test_a_forked_child_starts_with_fresh_cache_registries(tmp_path: Path) -> No
     assert result.stdout.strip() == "0", result.stderr[-2000:]
 
 
+RESET_FORGETS_CACHE_REGISTRIES = """
+import sys
+from actorflow._cache._shared import shared_for
+from actorflow._cache._storage import default_storage, resolve_storage
+from actorflow._core import runtime
+
+root = sys.argv[1]
+storage, home, shared = resolve_storage(root), default_storage(), shared_for("loc")
+assert resolve_storage(root) is storage and shared_for("loc") is shared
+runtime.reset()
+assert resolve_storage(root) is not storage and resolve_storage(root) == storage
+assert default_storage() is not home and shared_for("loc") is not shared
+print("ok")
+"""
+
+
+def test_runtime_reset_forgets_the_cache_registries(tmp_path: Path) -> None:
+    from support import run_python
+
+    code = RESET_FORGETS_CACHE_REGISTRIES.replace("sys.argv[1]", repr(str(tmp_path)))
+    result = run_python(code, timeout=30, ACTORFLOW_HOME=str(tmp_path / "home"))
+    assert result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
 @pytest.mark.parametrize(
     "damage",
     [

@@ -32,7 +32,6 @@ from ._core import (
 from ._definitions import Definition
 from ._identity import TaskIdentity, task_identity
 from ._options import (
-    check_hooks,
     check_reserved,
     check_retries,
     check_retry_delay,
@@ -112,7 +111,7 @@ class Task(Definition[P, R]):
         delay, self._jitter = check_retry_delay(owner, o.retry_delay_seconds, o.retry_jitter_factor)
         if callable(delay):
             delay = check_retry_delay(owner, list(delay(self._retries)), None)[0]
-        self._delay: float | list[float] | None = delay
+        self._delay = delay
         self._timeout = check_timeout(owner, o.timeout_seconds)
         check_reserved(self.signature)
         check_run_name("task", owner, o.task_run_name, self.signature)
@@ -129,32 +128,19 @@ class Task(Definition[P, R]):
         o = self.options
         name = o.name or self._fn_name
         template = o.task_run_name
-        hooks = {
-            option: check_hooks("task", option, getattr(o, option)) for option in self.hook_options
-        }
         return TaskSpec(
             name=name,
-            fn=self.fn,
-            is_async=self.isasync,
-            owner=self,
-            bind=self.bind,
             run_name=None
             if template is None
             else functools.partial(self._run_name, name, template),
             custom_run_name=template is not None,
-            retries=self._retries,
-            retry_delay=self._delay,
             retry_jitter=self._jitter,
             retry_condition=o.retry_condition_fn,
-            timeout=self._timeout,
-            log_prints=o.log_prints,
             tags=self._tags,
-            on_running=hooks["on_running"],
-            on_completion=hooks["on_completion"],
-            on_failure=hooks["on_failure"],
             task_key=self._key,
             cache=self.cache,
             suspends=self._yields is None and self.isasync and may_block(self.fn),
+            **self._spec_fields(),
         )
 
     def _run_name(self, name: str, template: Any, run: TaskRun) -> str:

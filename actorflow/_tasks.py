@@ -291,6 +291,9 @@ class Task(Definition[P, R]):
         return_state = kwargs.pop("return_state", False) if "return_state" in kwargs else False
         if self._yields is not None:
             self._check_not_generator("mapped")
+        # Arguments are bound first, as in Prefect: a bad call says so wherever it is made.
+        sig = self.signature
+        params = sig.expand_var_kwargs(sig.bind(args, kwargs, apply_defaults=False))
         flow = current_flow_run()
         if flow is None:
             raise RuntimeError(
@@ -298,8 +301,6 @@ class Task(Definition[P, R]):
                 "mapping a task outside of a flow, please provide `deferred=True` to submit "
                 "the mapped task runs for deferred execution."
             )
-        sig = self.signature
-        params = sig.expand_var_kwargs(sig.bind(args, kwargs, apply_defaults=False))
         wrappers: dict[str, type] = {}
         for key, value in params.items():
             # Futures and states given directly are resolved, so their results can be mapped;

@@ -48,6 +48,10 @@ class Definition(Generic[P, R]):
 
     options: Any
     spec: RunSpec
+    # Checked options every spec carries, set by the subclass's _setup.
+    _retries: int
+    _delay: float | list[float] | None
+    _timeout: float | None
 
     def __init__(self, fn: Callable[P, R] | None = None, **given: Any) -> None:
         options = given.pop("_options", None)
@@ -107,6 +111,26 @@ class Definition(Generic[P, R]):
 
     def _make_spec(self) -> RunSpec:
         raise NotImplementedError
+
+    def _spec_fields(self) -> dict[str, Any]:
+        """The fields of :meth:`_make_spec`'s spec that tasks and flows fill alike (subclasses
+        set ``_retries``, ``_delay`` and ``_timeout`` in :meth:`_setup`)."""
+        o = self.options
+        hooks = {
+            option: check_hooks(self.kind, option, getattr(o, option))
+            for option in self.hook_options
+        }
+        return {
+            "fn": self.fn,
+            "is_async": self.isasync,
+            "owner": self,
+            "bind": self.bind,
+            "retries": self._retries,
+            "retry_delay": self._delay,
+            "timeout": self._timeout,
+            "log_prints": o.log_prints,
+            **hooks,
+        }
 
     # -- the function and the options -----------------------------------------------------------
     @property

@@ -23,7 +23,6 @@ from ._core import (
 )
 from ._definitions import Definition
 from ._options import (
-    check_hooks,
     check_reserved,
     check_retries,
     check_retry_delay,
@@ -109,7 +108,7 @@ class Flow(Definition[P, R]):
         delay = check_retry_delay(owner, o.retry_delay_seconds, None)[0]
         if callable(delay):
             raise TypeError(f"{owner}: retry_delay_seconds of a flow is a number of seconds")
-        self._delay: float | list[float] | None = delay
+        self._delay = delay
         self._timeout = check_timeout(owner, o.timeout_seconds)
         check_run_name("flow", owner, o.flow_run_name, self.signature)
         runner = o.task_runner
@@ -125,33 +124,18 @@ class Flow(Definition[P, R]):
 
     def _make_spec(self) -> FlowSpec:
         o = self.options
-        hooks = {
-            option: check_hooks("flow", option, getattr(o, option)) for option in self.hook_options
-        }
         validator = self._validator
         return FlowSpec(
             name=self._name,
-            fn=self.fn,
-            is_async=self.isasync,
-            owner=self,
-            bind=self.bind,
             run_name=self._run_name,
             custom_run_name=o.flow_run_name is not None,
-            retries=self._retries,
-            retry_delay=self._delay,
-            timeout=self._timeout,
-            log_prints=o.log_prints,
-            on_running=hooks["on_running"],
-            on_completion=hooks["on_completion"],
-            on_failure=hooks["on_failure"],
-            on_cancellation=hooks["on_cancellation"],
-            on_crashed=hooks["on_crashed"],
             task_runner=self._runner,
             persist_result=o.persist_result,
             result_storage=o.result_storage,
             result_serializer=o.result_serializer,
             cache_result_in_memory=o.cache_result_in_memory,
             validate=self._validate if validator is not None else None,
+            **self._spec_fields(),
         )
 
     def _run_name(self, run: FlowRun) -> str:

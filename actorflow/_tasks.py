@@ -116,7 +116,7 @@ class Task(Definition[P, R]):
         delay, self._jitter = check_retry_delay(owner, o.retry_delay_seconds, o.retry_jitter_factor)
         if callable(delay):
             delay = check_retry_delay(owner, list(delay(self._retries)), None)[0]
-        self._delay: float | list[float] | None = delay
+        self._delay = delay
         self._timeout = check_timeout(owner, o.timeout_seconds)
         check_reserved(self.signature)
         check_hooks("task", "on_commit", o.on_commit)
@@ -135,32 +135,19 @@ class Task(Definition[P, R]):
         o = self.options
         name = o.name or self._fn_name
         template = o.task_run_name
-        hooks = {
-            option: check_hooks("task", option, getattr(o, option)) for option in self.hook_options
-        }
         return TaskSpec(
             name=name,
-            fn=self.fn,
-            is_async=self.isasync,
-            owner=self,
-            bind=self.bind,
             run_name=None
             if template is None
             else functools.partial(self._run_name, name, template),
             custom_run_name=template is not None,
-            retries=self._retries,
-            retry_delay=self._delay,
             retry_jitter=self._jitter,
             retry_condition=o.retry_condition_fn,
-            timeout=self._timeout,
-            log_prints=o.log_prints,
             tags=self._tags,
-            on_running=hooks["on_running"],
-            on_completion=hooks["on_completion"],
-            on_failure=hooks["on_failure"],
             task_key=self._key,
             cache=self.cache,
             suspends=self._yields is None and self.isasync and may_block(self.fn),
+            **self._spec_fields(),
         )
 
     def _run_name(self, name: str, template: Any, run: TaskRun) -> str:
@@ -331,6 +318,9 @@ class Task(Definition[P, R]):
         return_state = kwargs.pop("return_state", False) if "return_state" in kwargs else False
         if self._yields is not None:
             self._check_not_generator("mapped")
+        # Arguments are bound first, as in Prefect: a bad call says so wherever it is made.
+        sig = self.signature
+        params = sig.expand_var_kwargs(sig.bind(args, kwargs, apply_defaults=False))
         flow = current_flow_run()
         if flow is None:
             raise RuntimeError(
@@ -338,8 +328,6 @@ class Task(Definition[P, R]):
                 "mapping a task outside of a flow, please provide `deferred=True` to submit "
                 "the mapped task runs for deferred execution."
             )
-        sig = self.signature
-        params = sig.expand_var_kwargs(sig.bind(args, kwargs, apply_defaults=False))
         wrappers: dict[str, type] = {}
         for key, value in params.items():
             # Futures and states given directly are resolved, so their results can be mapped;

@@ -292,7 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     argv = list(sys.argv[1:] if argv is None else argv)
     if args.list:
-        print(list_cases())
+        with quiet_run_logs():  # listing probes each implementation, the cache one with a flow
+            print(list_cases())
         return 0
     mode = "quick" if args.quick else "full" if args.full else "default"
     sizes, repeat, budget = MODES[mode]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -116,6 +117,136 @@ def test_records_go_to_actorflow_home_by_default() -> None:
     assert record.format == "json"
     assert record.payload == b"7"
     assert not [p for p in root.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_threads_first_using_a_home_at_once_resolve_its_storage_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actorflow._cache import _storage
+
+    resolved: list[str] = []
+    resolve = _storage.resolve_storage
+
+    def counting(spec: Any) -> Any:
+        resolved.append(spec)
+        os.sched_yield()  # let any other thread that found no storage for the home get here too
+        return resolve(spec)
+
+    monkeypatch.setattr(_storage, "resolve_storage", counting)
+    threads_per_home = 16
+    homes = [tmp_path / f"home-{i}" for i in range(12)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        for home in homes:
+            monkeypatch.setenv("ACTORFLOW_HOME", str(home))
+            start = threading.Barrier(threads_per_home)
+            seen: list[object] = []
+
+            def first_use(start: threading.Barrier, seen: list[object]) -> None:
+                start.wait()
+                seen.append(default_storage())
+
+            threads = [
+                threading.Thread(target=first_use, args=(start, seen))
+                for _ in range(threads_per_home)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert len(seen) == threads_per_home
+            assert all(storage is seen[0] for storage in seen), f"{home}: several storages"
+            assert seen[0] == LocalStorage(home / "storage")
+            assert default_storage() is seen[0]
+    finally:
+        sys.setswitchinterval(interval)
+    assert sorted(resolved) == sorted(str(home / "storage") for home in homes)
+
+
+FORK_WITH_CACHE_LOCKS_HELD = """
+import os, sys, threading
+from actorflow import task
+from actorflow._cache._shared import shared_for
+from actorflow.cache_policies import INPUTS
+from actorflow._cache._storage import resolve_storage
+
+root = sys.argv[1]
+calls = []
+
+@task(cache_policy=INPUTS, result_storage=root)
+def double(x):
+    calls.append(x)
+    return 2 * x
+
+assert double(1) == 2 and double(1) == 2 and calls == [1]   # the second call is a memory hit
+storage = resolve_storage(root)
+shared = shared_for(storage.location)
+assert shared.statistics().entries == 1
+
+# A thread of the parent holds the location's lock when the process forks: a child sharing the
+# parent's registries would wait for it forever.
+held, release = threading.Event(), threading.Event()
+
+def hold():
+    with shared.lock:
+        held.set()
+        release.wait()
+
+holder = threading.Thread(target=hold)
+holder.start()
+held.wait()
+pid = os.fork()
+if pid == 0:
+    import signal
+    signal.alarm(20)  # a child that hangs must not outlive the test
+    try:
+        fresh = resolve_storage(root) is not storage and shared_for(storage.location) is not shared
+        empty = shared_for(storage.location).statistics().entries == 0
+        cached = double(1, return_state=True)  # read from storage: the child has no memory of it
+        ran = double(2) == 4 and calls == [1, 2]
+        ok = fresh and empty and cached.name == "Cached" and ran
+    except BaseException:
+        os._exit(3)
+    os._exit(0 if ok else 2)
+release.set()
+holder.join()
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_forked_child_starts_with_fresh_cache_registries(tmp_path: Path) -> None:
+    from support import run_python
+
+    code = FORK_WITH_CACHE_LOCKS_HELD.replace("sys.argv[1]", repr(str(tmp_path / "records")))
+    result = run_python(code, timeout=30)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "0", result.stderr[-2000:]
+
+
+RESET_FORGETS_CACHE_REGISTRIES = """
+import sys
+from actorflow._cache._shared import shared_for
+from actorflow._cache._storage import default_storage, resolve_storage
+from actorflow._core import runtime
+
+root = sys.argv[1]
+storage, home, shared = resolve_storage(root), default_storage(), shared_for("loc")
+assert resolve_storage(root) is storage and shared_for("loc") is shared
+runtime.reset()
+assert resolve_storage(root) is not storage and resolve_storage(root) == storage
+assert default_storage() is not home and shared_for("loc") is not shared
+print("ok")
+"""
+
+
+def test_runtime_reset_forgets_the_cache_registries(tmp_path: Path) -> None:
+    from support import run_python
+
+    code = RESET_FORGETS_CACHE_REGISTRIES.replace("sys.argv[1]", repr(str(tmp_path)))
+    result = run_python(code, timeout=30, ACTORFLOW_HOME=str(tmp_path / "home"))
+    assert result.stdout.strip() == "ok", result.stderr[-2000:]
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import attrs
 import pytest
 
 from actorflow import RunRecorder, allow_failure, flow, quote, task, unmapped
-from actorflow.exceptions import MappingLengthMismatch, MappingMissingIterable
+from actorflow.exceptions import MappingLengthMismatch, MappingMissingIterable, ParameterBindError
 from actorflow.futures import (
     DoneAndNotDoneFutures,
     PrefectFuture,
@@ -50,6 +50,12 @@ def test_submit_outside_flow_raises() -> None:
         add.submit(1)
     with pytest.raises(RuntimeError, match="Unable to determine task runner to use for mapped"):
         add.map([1, 2])
+
+
+def test_map_outside_flow_binds_its_arguments_first() -> None:
+    # As in Prefect: a call that cannot bind says so, wherever it is made.
+    with pytest.raises(ParameterBindError, match="too many positional arguments"):
+        add.map([1], [2], [3])
 
 
 def test_submit_returns_future_with_result_and_state() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from .._core import NOT_SET
 from ._hashing import UnhashableInput, values_digest
+from ._keys import CacheKeys
 from ._policies import DEFAULT, CacheKeyFnPolicy, CachePolicy, NoCache
 from ._serializers import resolve_serializer
 from ._storage import resolve_storage
@@ -77,12 +78,12 @@ def build_cache(task: Any, name: str) -> TaskCache | None:
     if storage_key is not None:
         if not isinstance(storage_key, str):
             raise TypeError(f"result_storage_key of task {name!r} must be a str")
-        return TaskCache(task, name, None, storage_key, persist, expiration)
+        return TaskCache(task, name, CacheKeys(task, None, storage_key, persist, expiration))
     if policy is NOT_SET:
         policy = DEFAULT
     if policy is None or isinstance(policy, NoCache):
         return None
-    return TaskCache(task, name, policy, None, persist, expiration)
+    return TaskCache(task, name, CacheKeys(task, policy, None, persist, expiration))
 
 
 def identity_digest(identity: Any) -> str | None:

@@ -16,7 +16,7 @@ from typing import Any, final
 
 import orjson
 
-from ._storage import check_path
+from ._paths import check_path
 
 __all__ = ["ObjectStorage"]
 

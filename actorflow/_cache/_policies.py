@@ -14,7 +14,7 @@ policy fails the run.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, ClassVar, final
 
 import attrs
 
@@ -23,25 +23,7 @@ from ._hashing import DECIMAL_BITS, REPR_SAFE, UnhashableInput, canonical, diges
 if TYPE_CHECKING:
     from .._core import FlowRun, TaskRun
 
-__all__ = [
-    "DEFAULT",
-    "FLOW_PARAMETERS",
-    "INPUTS",
-    "NONE",
-    "NO_CACHE",
-    "RUN_ID",
-    "TASK_SOURCE",
-    "CacheKeyFnPolicy",
-    "CachePolicy",
-    "CompoundCachePolicy",
-    "FlowParameters",
-    "Inputs",
-    "KeyContext",
-    "NoCache",
-    "RunId",
-    "TaskSource",
-    "task_input_hash",
-]
+# The public names are listed once, by actorflow.cache_policies.
 
 
 @final
@@ -74,6 +56,8 @@ class CachePolicy:
     #: Kept for the transactions a cached run opens: the lock manager and isolation level.
     lock_manager: Any = None
     isolation_level: Any = None
+    #: Whether :meth:`compute_key` hashes the :meth:`key_text` of a policy that implements it.
+    digests_key_text: ClassVar[bool] = False
 
     def configure(
         self,
@@ -104,7 +88,11 @@ class CachePolicy:
         **kwargs: Any,
     ) -> str | None:
         """The key for this run, or ``None`` for no key (the run is not cached)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement compute_key()")
+        # Built-in policies implement key_text instead, and hash it here if they digest it.
+        if type(self).key_text is CachePolicy.key_text:
+            raise NotImplementedError(f"{type(self).__name__} must implement compute_key()")
+        text = self.key_text(task_ctx, inputs, flow_parameters)
+        return text if text is None or not self.digests_key_text else digest_text(text)
 
     def key_text(
         self, task_ctx: KeyContext, inputs: dict[str, Any], flow_parameters: dict[str, Any]
@@ -150,16 +138,7 @@ class _Builtin(CachePolicy):
     """A built-in policy: key text first, one hash at the end."""
 
     needs_flow_parameters = False
-
-    def compute_key(
-        self,
-        task_ctx: KeyContext,
-        inputs: dict[str, Any],
-        flow_parameters: dict[str, Any],
-        **kwargs: Any,
-    ) -> str | None:
-        text = self.key_text(task_ctx, inputs, flow_parameters)
-        return None if text is None else digest_text(text)
+    digests_key_text = True
 
     def key_text(
         self, task_ctx: KeyContext, inputs: dict[str, Any], flow_parameters: dict[str, Any]
@@ -279,12 +258,8 @@ class CacheKeyFnPolicy(CachePolicy):
     cache_key_fn: Callable[[KeyContext, dict[str, Any]], str | None]
     needs_flow_parameters = False
 
-    def compute_key(
-        self,
-        task_ctx: KeyContext,
-        inputs: dict[str, Any],
-        flow_parameters: dict[str, Any],
-        **kwargs: Any,
+    def key_text(
+        self, task_ctx: KeyContext, inputs: dict[str, Any], flow_parameters: dict[str, Any]
     ) -> str | None:
         key = self.cache_key_fn(task_ctx, inputs)
         if key is not None and not isinstance(key, str):

@@ -2,7 +2,7 @@
 which run is computing which key.
 
 Both are process-wide by nature (threads and event loops of one process meet here), so they
-live in one registry keyed by the storage's location, not per task.
+live in one registry keyed by the storage's location, not per task, held by the runtime.
 
 The memory tier is bounded by bytes as well as by entries, and keeps nothing that cannot be hit
 again: a record whose key names a run (``RUN_ID``, part of ``DEFAULT``) is kept only while that
@@ -17,6 +17,8 @@ from collections import OrderedDict
 from typing import Any, final
 
 import attrs
+
+from .._core import runtime
 
 __all__ = ["MemoryStatistics", "Shared", "shared_for"]
 
@@ -126,13 +128,23 @@ class Shared:
             self._drop(path)
 
 
-_registry: dict[str, Shared] = {}
-_registry_lock = threading.Lock()
+@final
+class _Registry:
+    """The :class:`Shared` of every location used in this process."""
+
+    __slots__ = ("by_location", "lock")
+
+    def __init__(self) -> None:
+        self.by_location: dict[str, Shared] = {}
+        self.lock = threading.Lock()
 
 
 def shared_for(location: str) -> Shared:
-    shared = _registry.get(location)
+    """What this process shares for ``location``. The registry is a slot of the runtime, so a
+    forked child (and a test after ``runtime.reset()``) starts with an empty one."""
+    registry = runtime.slot("cache.shared", _Registry)
+    shared = registry.by_location.get(location)
     if shared is None:
-        with _registry_lock:
-            shared = _registry.setdefault(location, Shared())
+        with registry.lock:
+            shared = registry.by_location.setdefault(location, Shared())
     return shared

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any, Protocol, final, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
-from .._core import ActorflowException
+from .._core import runtime
+from ._paths import RecordPathError, check_path
 
 __all__ = [
     "LocalStorage",
-    "RecordPathError",
     "ResultStorage",
     "default_storage",
     "resolve_storage",
@@ -34,11 +34,6 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no cross-process lock on local storage
     fcntl = None  # type: ignore[assignment]  # fcntl is missing on Windows
-
-
-class RecordPathError(ActorflowException, ValueError):
-    """A record's path cannot hold a record: it is a folder of other records, or it lies under
-    one (a key cannot be both a record and a folder of records)."""
 
 
 @runtime_checkable
@@ -68,23 +63,6 @@ class ResultStorage(Protocol):
         ...
 
     def unlock(self, handle: Any) -> None: ...
-
-
-def check_path(path: str) -> str:
-    """Reject storage keys that would escape the storage root."""
-    parts = path.split("/")
-    if (
-        not path
-        or path.startswith("/")
-        or "\\" in path
-        or "\x00" in path
-        or any(part in ("", ".", "..") for part in parts)
-    ):
-        raise ValueError(
-            f"Invalid result storage key {path!r}: use a relative path of plain names "
-            "separated by '/', without '.' or '..'"
-        )
-    return path
 
 
 @final
@@ -235,19 +213,34 @@ class LocalStorage:
 
 
 # Storages built from names (paths, URLs), one per name in a process, so that clients and their
-# connection pools are reused. Process-wide by nature, like the files and buckets they name.
-_named: dict[str, ResultStorage] = {}
-_homes: dict[str, ResultStorage] = {}  # ACTORFLOW_HOME -> its storage
-_named_lock = threading.Lock()
+# connection pools are reused. Process-wide by nature, like the files and buckets they name: a
+# slot of the runtime, so a forked child (and a test after ``runtime.reset()``) starts afresh.
+@final
+class _Storages:
+    __slots__ = ("homes", "homes_lock", "named", "named_lock")
+
+    def __init__(self) -> None:
+        self.named: dict[str, ResultStorage] = {}
+        self.homes: dict[str, ResultStorage] = {}  # ACTORFLOW_HOME -> its storage
+        self.named_lock = threading.Lock()
+        self.homes_lock = threading.Lock()  # taken before named_lock, never after
+
+
+def _storages() -> _Storages:
+    return runtime.slot("cache.storages", _Storages)
 
 
 def default_storage() -> ResultStorage:
     """``$ACTORFLOW_HOME/storage`` (``~/.actorflow/storage`` by default), read at each use."""
     home = os.environ.get("ACTORFLOW_HOME") or "~/.actorflow"
-    storage = _homes.get(home)
+    storages = _storages()
+    storage = storages.homes.get(home)
     if storage is None:
-        storage = resolve_storage(str(Path(home).expanduser() / "storage"))
-        _homes[home] = storage
+        with storages.homes_lock:
+            storage = storages.homes.get(home)
+            if storage is None:
+                storage = resolve_storage(str(Path(home).expanduser() / "storage"))
+                storages.homes[home] = storage
     return storage
 
 
@@ -255,8 +248,9 @@ def resolve_storage(spec: Any) -> ResultStorage:
     """A storage from a ``result_storage`` option: a path, a URL, or a storage object."""
     if spec is None:
         return default_storage()
+    storages = _storages()
     if type(spec) is str:
-        storage = _named.get(spec)
+        storage = storages.named.get(spec)
         if storage is not None:
             return storage
     elif type(spec) is LocalStorage or isinstance(spec, ResultStorage):
@@ -268,10 +262,10 @@ def resolve_storage(spec: Any) -> ResultStorage:
             "result_storage must be a path, a URL such as 's3://bucket/prefix', or a storage "
             f"object, got {type(spec).__name__}"
         )
-    with _named_lock:
-        storage = _named.get(spec)
+    with storages.named_lock:
+        storage = storages.named.get(spec)
         if storage is None:
-            storage = _named[spec] = _from_name(spec)
+            storage = storages.named[spec] = _from_name(spec)
     return storage
 
 

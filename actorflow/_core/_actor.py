@@ -121,6 +121,7 @@ class Actor:
         "kwargs",
         "loop",
         "parent",
+        "queued_item",
         "run_count",
         "spec",
         "supervisor",
@@ -167,6 +168,8 @@ class Actor:
         self._holds_slot = False
         #: The event loop that drives this run when it runs async code, else None.
         self.loop: Loop | None = None
+        #: Its work item in a pool's queue, while a sync run waits there for a thread.
+        self.queued_item: list[Any] | None = None
         #: The supervisor of this run as a submitted child, told when its driver is done.
         self.supervisor: Supervisor | None = None
         #: The transaction this run stages its result in (a task run's own; a flow run's
@@ -405,6 +408,12 @@ class Actor:
         self.waited_on()
         if _suspend.suspendable():
             return _suspend.wait_for_runs([self], timeout)
+        item = self.queued_item
+        if item is not None and timeout is None:
+            # A pool worker about to wait for a run still queued in its own pool runs it here.
+            pool = _pool.current_pool()
+            if pool is not None and pool.steal(item) and self._final is not None:
+                return True
         loop = self.loop
         if loop is not None and loop.on_loop_thread():
             raise BlockingWaitOnEventLoop(

@@ -195,6 +195,7 @@ def drive_here(run: Driven) -> None:
 def drive_queued(run: Any) -> None:
     """The work item of one submitted sync run on a pool thread. There is nobody to raise to
     here: whatever interrupted the run is recorded in its state, and reported."""
+    run.queued_item = None  # it held the run: no cycle left for the collector
     if run.pending_cancel() is not None:
         run.never_started()
         return
@@ -395,7 +396,10 @@ class Stepper:
                         from ._bridge import call_later
 
                         # The timer fires on the runtime loop; the step runs on the pool.
-                        call_later(op[1], lambda: self._pool.submit(self.resume, None))
+                        def wake() -> None:
+                            self._pool.submit(self.resume, None)
+
+                        call_later(op[1], wake)
                     else:
                         self._pool.submit(self._sleep, clock, op[1])
                     return

@@ -18,11 +18,12 @@ from typing import Any, final
 import anyio
 import attrs
 
+from .._cache._paths import check_path
 from .._cache._records import CorruptRecord, decode_record, encode_record
 from .._cache._serializers import Serializer, resolve_serializer
 from .._cache._shared import shared_for
-from .._cache._storage import ResultStorage, check_path, resolve_storage
-from .._core import SerializationError, blocking_region, current_clock
+from .._cache._storage import ResultStorage, resolve_storage
+from .._core import SerializationError, blocking_region, current_clock, runtime
 
 __all__ = ["MemoryLockManager", "ResultRecord", "ResultStore"]
 
@@ -50,6 +51,23 @@ class ResultRecord:
 
 
 @final
+class _LockTable:
+    """The locks of this process: a slot of the runtime, so a forked child (whose parent's
+    holders do not exist in it) starts with none."""
+
+    __slots__ = ("cond", "held")
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        #: key -> (holder, expires at on the monotonic clock, or None)
+        self.held: dict[str, tuple[str, float | None]] = {}
+
+
+def _table() -> _LockTable:
+    return runtime.slot("transactions.locks", _LockTable)
+
+
+@final
 class MemoryLockManager:
     """Locks held by holders within this process (one manager per process, as in Prefect)."""
 
@@ -59,15 +77,16 @@ class MemoryLockManager:
     def __new__(cls) -> MemoryLockManager:
         with cls._made:
             if cls._instance is None:
-                instance = super().__new__(cls)
-                instance._cond = threading.Condition()
-                instance._held = {}
-                cls._instance = instance
+                cls._instance = super().__new__(cls)
             return cls._instance
 
-    _cond: threading.Condition
-    #: key -> (holder, expires at, on the monotonic clock, or None)
-    _held: dict[str, tuple[str, float | None]]
+    @property
+    def _cond(self) -> threading.Condition:
+        return _table().cond
+
+    @property
+    def _held(self) -> dict[str, tuple[str, float | None]]:
+        return _table().held
 
     def __repr__(self) -> str:
         return "MemoryLockManager()"

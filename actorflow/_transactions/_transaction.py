@@ -36,6 +36,7 @@ from .._core import (
     current_run,
     get_run_logger,
     run_coroutine_sync,
+    runtime,
 )
 
 __all__ = [
@@ -709,18 +710,25 @@ def _write_batch(items: list[Any]) -> None:
                 storage.replace(path, data, None)
 
 
-_recovered: set[str] = set()
-_recovered_lock = threading.Lock()
+class _Recovered:
+    """Locations this process has finished killed commits in (a slot of the runtime)."""
+
+    __slots__ = ("locations", "lock")
+
+    def __init__(self) -> None:
+        self.locations: set[str] = set()
+        self.lock = threading.Lock()
 
 
 def opened(storage: Any) -> None:
     """Before a transaction first uses a local storage in this process: finish the commits a
     killed process left in it."""
     location = storage.location
-    if location in _recovered:
+    done = runtime.slot("transactions.recovered", _Recovered)
+    if location in done.locations:
         return
-    with _recovered_lock:
-        if location in _recovered:
+    with done.lock:
+        if location in done.locations:
             return
         from .._cache._storage import LocalStorage
 
@@ -728,7 +736,7 @@ def opened(storage: Any) -> None:
             from ._journal import recover
 
             recover(storage)
-        _recovered.add(location)
+        done.locations.add(location)
 
 
 # -- carrying out steps -------------------------------------------------------------------------

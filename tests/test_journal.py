@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -324,3 +325,80 @@ def test_enable_replaces_and_disable_stops() -> None:
     assert journal.current() is None
     my_flow()  # no journal: nothing recorded, nothing raised
     assert actorflow.journal.current() is None
+
+
+def _read_all(fd: int) -> str:
+    import select
+
+    chunks = []
+    while select.select([fd], [], [], 0)[0]:
+        chunks.append(os.read(fd, 65536))
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_is_drawn_on_a_terminal_and_never_elsewhere() -> None:
+    import pty
+
+    from actorflow._journal._progress import Progress
+
+    @task
+    def inc(x: int) -> int:
+        return x + 1
+
+    @flow(flow_run_name="long-one")
+    def my_flow(n: int) -> None:
+        futures = inc.map(range(n))
+        futures.wait()
+        current = journal.current()
+        assert current is not None
+        current.flush()  # a batch written while the flow runs: the line is drawn now
+
+    master, slave = pty.openpty()
+    terminal = os.fdopen(slave, "w")
+    j = journal.enable(":memory:", progress=Progress(terminal, after=0.0))
+    try:
+        my_flow(20)
+    finally:
+        journal.disable()
+    drawn = _read_all(master)
+    terminal.close()
+    os.close(master)
+    assert "Flow run 'long-one' [" in drawn
+    assert "20/20 done 20 · failed 0 · running 0" in drawn
+    assert j.progress is not None
+
+    read, write = os.pipe()
+    pipe = os.fdopen(write, "w")
+    journal.enable(":memory:", progress=Progress(pipe, after=0.0))
+    try:
+        my_flow(20)
+    finally:
+        journal.disable()
+    pipe.close()
+    assert os.read(read, 1024) == b""  # not a terminal: nothing drawn
+    os.close(read)
+    assert journal.enable(":memory:", progress=False).progress is None
+    journal.disable()
+
+
+def test_the_terminal_views_of_the_cli(mem: Journal) -> None:
+    from actorflow._cli.runs import parse_age, plain_table, render_tree
+
+    @task
+    def bad() -> None:
+        raise ValueError("no luck")
+
+    @flow(flow_run_name="viewed")
+    def my_flow() -> None:
+        bad.submit().wait()
+
+    my_flow()
+    run = mem.run(only_flow(mem).id)
+    text = render_tree(run, mem.runs(flow_run_id=run.id, history=True), mem.logs([run.id]))
+    assert text.startswith("flow run 'viewed' [Completed]")
+    assert "  task run 'bad-" in text and "ValueError: no luck" in text
+    assert "states: Pending@+0.000s -> Running@" in text
+    assert plain_table("T", ["a", "bb"], [["xyz", "1"]]) == "T\na    bb\nxyz  1"
+    assert parse_age("90") == 90 and parse_age("15m") == 900 and parse_age("2d") == 172800
+    with pytest.raises(ValueError, match="--older-than"):
+        parse_age("soon")

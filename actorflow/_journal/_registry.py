@@ -97,11 +97,16 @@ def _detach() -> Journal | None:
 
 
 def enable(
-    path: str | os.PathLike[str] | Journal | None = None, *, interval: float = 0.2
+    path: str | os.PathLike[str] | Journal | None = None,
+    *,
+    interval: float = 0.2,
+    progress: bool | None = None,
 ) -> Journal:
     """Journal every run of this process from now on, in ``path`` (``None``: the default file,
     ``":memory:"``: in memory, or a :class:`Journal`). Replaces (and closes) the journal in use;
-    returns the new one. ``interval``: seconds between the writer thread's batches."""
+    returns the new one. ``interval``: seconds between the writer thread's batches;
+    ``progress``: whether long flow runs draw a progress line on a terminal (``None``: unless
+    ``ACTORFLOW_PROGRESS=off``)."""
     from ._store import Journal
 
     with _lock:
@@ -111,7 +116,9 @@ def enable(
         if isinstance(path, Journal):
             journal = path
         else:
-            journal = Journal(default_path() if path is None else path, interval=interval)
+            journal = Journal(
+                default_path() if path is None else path, interval=interval, progress=progress
+            )
         _attach(journal)
         return journal
 

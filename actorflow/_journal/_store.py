@@ -27,6 +27,7 @@ from typing import Any, final
 import orjson
 
 from .._core import Actor, StateType
+from ._progress import Progress, progress_from_environment
 from ._records import FlowRunSummary, LogRecord, RunRecord, TransitionRecord, hex_of, uuid_text
 
 __all__ = ["Journal"]
@@ -49,19 +50,12 @@ CREATE TABLE IF NOT EXISTS runs (
     created_ns INTEGER NOT NULL,
     start_ns INTEGER,
     end_ns INTEGER,
-    process TEXT NOT NULL
+    process TEXT NOT NULL,
+    -- every transition, oldest first: a JSON list of [type, name, ts_ns, message, traceback]
+    history TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_by_flow ON runs (flow_run_id);
-CREATE INDEX IF NOT EXISTS runs_by_time ON runs (kind, created_ns);
-CREATE TABLE IF NOT EXISTS transitions (
-    run_id TEXT NOT NULL,
-    state_type TEXT NOT NULL,
-    state_name TEXT NOT NULL,
-    ts_ns INTEGER NOT NULL,
-    message TEXT,
-    traceback TEXT
-);
-CREATE INDEX IF NOT EXISTS transitions_by_run ON transitions (run_id);
+CREATE INDEX IF NOT EXISTS flow_runs_by_time ON runs (created_ns) WHERE kind = 'flow';
 CREATE TABLE IF NOT EXISTS logs (
     run_id TEXT NOT NULL,
     ts_ns INTEGER NOT NULL,
@@ -80,25 +74,41 @@ CREATE TABLE IF NOT EXISTS processes (
 """
 
 _UPSERT_RUN = """
-INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
     name = excluded.name, upstream = excluded.upstream, run_count = excluded.run_count,
     state_type = excluded.state_type, state_name = excluded.state_name,
-    start_ns = coalesce(runs.start_ns, excluded.start_ns), end_ns = excluded.end_ns
+    start_ns = coalesce(runs.start_ns, excluded.start_ns), end_ns = excluded.end_ns,
+    history = excluded.history
 """
 
 _RUN_COLUMNS = (
     "r.id, r.kind, r.name, r.spec_name, r.task_key, r.flow_run_id, r.parent_id, r.tags, "
     "r.parameters, r.upstream, r.run_count, r.state_type, r.state_name, r.created_ns, "
-    "r.start_ns, r.end_ns, p.host, p.pid, p.ended_ns"
+    "r.start_ns, r.end_ns, p.host, p.pid, p.ended_ns, r.history"
 )
 _RUN_FROM = "runs r JOIN processes p ON p.id = r.process"
 
 # Indexes into a run's row (the order of the table's columns).
-_NAME, _UPSTREAM, _RUN_COUNT, _TYPE, _STATE, _START, _END = 2, 9, 10, 11, 12, 14, 15
+_NAME, _UPSTREAM, _RUN_COUNT, _TYPE, _STATE, _START, _END, _HISTORY = 2, 9, 10, 11, 12, 14, 15, 17
 
-_RUNNING = StateType.RUNNING
 _WITH_TRACEBACK = frozenset({StateType.FAILED, StateType.CRASHED})
+#: id(StateKind) -> (type text, name, whether it is Running, whether it keeps a traceback,
+#: whether the run ends there): looked up once per transition, filled on first sight.
+_KINDS: dict[int, tuple[str, str, bool, bool, bool]] = {}
+
+
+def _kind_info(kind: Any) -> tuple[str, str, bool, bool, bool]:
+    info = _KINDS[id(kind)] = (
+        kind.type.value,
+        kind.name,
+        kind.type is StateType.RUNNING,
+        kind.type in _WITH_TRACEBACK,
+        kind.final or kind.name == "NotReady",  # NotReady: the run never runs
+    )
+    return info
+
+
 _SUMMARY_CHARS = 120
 
 
@@ -124,12 +134,21 @@ class Journal:
     process writes.
     """
 
-    def __init__(self, path: str | os.PathLike[str] = ":memory:", *, interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = ":memory:",
+        *,
+        interval: float = 0.2,
+        progress: bool | Progress | None = None,
+    ) -> None:
+        """``progress``: draw a progress line for long flow runs on a terminal (``None``: unless
+        ``ACTORFLOW_PROGRESS=off``)."""
         if interval <= 0:
             raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
         self.path = str(path)
         self.interval = interval
         self.writer = True
+        self.progress = progress_from_environment(progress)
         self._queue: deque[tuple[Any, ...]] = deque()
         self._append = self._queue.append
         self._thread: threading.Thread | None = None
@@ -155,6 +174,7 @@ class Journal:
         journal.path = os.fspath(path)
         journal.interval = 0.2
         journal.writer = False
+        journal.progress = None
         journal._queue = deque()
         journal._append = journal._queue.append
         journal._thread = None
@@ -234,10 +254,12 @@ class Journal:
             if self._closed:
                 return
             pop = queue.popleft
-            transitions: list[tuple[Any, ...]] = []
             logs: list[tuple[Any, ...]] = []
             touched: dict[int, list[Any]] = {}
             live = self._live
+            progress = self.progress
+            kinds = _KINDS
+            dumps = orjson.dumps
             try:
                 while True:
                     item = pop()
@@ -250,38 +272,50 @@ class Journal:
                     row = live.get(key)
                     if row is None:
                         row = live[key] = self._run_row(run, ts)
+                        old_type = old_name = None
+                    else:
+                        old_type, old_name = row[_TYPE], row[_STATE]
                     touched[key] = row
-                    state_type = kind.type
+                    info = kinds.get(id(kind)) or _kind_info(kind)
+                    type_text, name, running, with_tb, ends = info
                     tb = None
-                    if state_type in _WITH_TRACEBACK and isinstance(data, BaseException):
+                    if with_tb and isinstance(data, BaseException):
                         tb = "".join(traceback.format_exception(data))
-                    transitions.append((row[0], state_type.value, kind.name, ts, message, tb))
-                    row[_TYPE] = state_type.value
-                    row[_STATE] = kind.name
-                    row[_RUN_COUNT] = run.run_count
-                    if state_type is _RUNNING and row[_START] is None:
-                        row[_START] = ts
-                    if kind.final or kind.name == "NotReady":  # NotReady: never runs
+                    row[_HISTORY].append((type_text, name, ts, message, tb))
+                    row[_TYPE] = type_text
+                    row[_STATE] = name
+                    if running:
+                        row[_RUN_COUNT] = run.run_count
+                        if row[_START] is None:
+                            row[_START] = ts
+                    if ends:
                         row[_END] = ts
                         row[_NAME] = run.name
+                        row[_RUN_COUNT] = run.run_count
                         upstream = getattr(run, "upstream", ())
                         if upstream:
-                            row[_UPSTREAM] = orjson.dumps([u.hex for u in upstream]).decode()
+                            row[_UPSTREAM] = dumps([u.hex for u in upstream]).decode()
                         del live[key]
+                    if progress is not None:
+                        progress.seen(row, old_type, old_name)
+                        if ends and row[1] == "flow":
+                            progress.ended(row[0])
             except IndexError:
                 pass
+            rows = [(*row[:_HISTORY], dumps(row[_HISTORY]).decode()) for row in touched.values()]
             db = self._db
             db.execute("BEGIN")
             try:
-                if transitions:
-                    db.executemany("INSERT INTO transitions VALUES (?, ?, ?, ?, ?, ?)", transitions)
-                    db.executemany(_UPSERT_RUN, touched.values())
+                if rows:
+                    db.executemany(_UPSERT_RUN, rows)
                 if logs:
                     db.executemany("INSERT INTO logs VALUES (?, ?, ?, ?, ?)", logs)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            if progress is not None:
+                progress.draw()
 
     def _run_row(self, run: Any, ts: int) -> list[Any]:
         parent = run.parent
@@ -311,6 +345,7 @@ class Journal:
             None,
             None,
             self.process,
+            [],
         ]
 
     @staticmethod
@@ -365,10 +400,10 @@ class Journal:
                 raise RuntimeError(f"the run journal at {self.path!r} is closed")
             return self._db.execute(sql, args).fetchall()
 
-    def _record(self, row: tuple[Any, ...]) -> RunRecord:
+    def _record(self, row: tuple[Any, ...], history: bool = False) -> RunRecord:
         (id_, kind, name, spec_name, task_key, flow_id, parent_id, tags, parameters,
          upstream, run_count, state_type, state_name, created, start, end, host, pid,
-         ended) = row  # fmt: skip
+         ended, history_text) = row  # fmt: skip
         alive = end is not None or ended is None
         if alive and end is None and host == socket.gethostname():
             alive = _pid_alive(pid)
@@ -392,6 +427,9 @@ class Journal:
             host=host,
             pid=pid,
             process_alive=alive,
+            transitions=tuple(TransitionRecord(*t) for t in orjson.loads(history_text))
+            if history
+            else (),
         )
 
     def runs(
@@ -440,26 +478,7 @@ class Journal:
         sql += " ORDER BY r.created_ns DESC, r.rowid DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        records = [self._record(row) for row in reversed(self._rows(sql, args))]
-        if history and records:
-            by_run = self._transitions([hex_of(r.id) for r in records])
-            records = [
-                attrs_evolve(r, transitions=tuple(by_run.get(hex_of(r.id), ()))) for r in records
-            ]
-        return records
-
-    def _transitions(self, ids: list[str]) -> dict[str, list[TransitionRecord]]:
-        out: dict[str, list[TransitionRecord]] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rows = self._rows(
-                "SELECT run_id, state_type, state_name, ts_ns, message, traceback FROM transitions"
-                f" WHERE run_id IN ({', '.join('?' * len(chunk))}) ORDER BY rowid",
-                chunk,
-            )
-            for run_id, *fields in rows:
-                out.setdefault(run_id, []).append(TransitionRecord(*fields))
-        return out
+        return [self._record(row, history) for row in reversed(self._rows(sql, args))]
 
     def run(self, run_id: Any) -> RunRecord:
         """One run with its transitions and log lines. Raises ``KeyError`` naming an id that
@@ -476,11 +495,7 @@ class Journal:
                 (key,),
             )
         )
-        return attrs_evolve(
-            self._record(rows[0]),
-            transitions=tuple(self._transitions([key]).get(key, ())),
-            logs=logs,
-        )
+        return attrs_evolve(self._record(rows[0], history=True), logs=logs)
 
     def find(self, fragment: str) -> RunRecord:
         """The run whose id starts or ends with ``fragment`` (a whole id works too). Ids of one
@@ -536,7 +551,7 @@ class Journal:
 
     def prune(self, *, older_than: float | None = None, keep: int | None = None) -> int:
         """Delete flow runs created more than ``older_than`` seconds ago, or all but the newest
-        ``keep``, with their task runs, transitions and logs (and task runs outside flows by
+        ``keep``, with their task runs and logs (and task runs outside flows by
         the same rule). Unfinished runs of a live process are kept. Returns how many runs went."""
         if older_than is None and keep is None:
             raise ValueError("prune needs older_than (seconds) or keep (a number of flow runs)")
@@ -579,8 +594,7 @@ class Journal:
                 for start in range(0, len(ids), 500):
                     chunk = ids[start : start + 500]
                     marks = ", ".join("?" * len(chunk))
-                    for table, column in (("transitions", "run_id"), ("logs", "run_id")):
-                        db.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", chunk)
+                    db.execute(f"DELETE FROM logs WHERE run_id IN ({marks})", chunk)
                     db.execute(f"DELETE FROM runs WHERE id IN ({marks})", chunk)
                 db.execute(
                     "DELETE FROM processes WHERE ended_ns IS NOT NULL AND id NOT IN "

@@ -230,7 +230,11 @@ class Actor:
         if self._observers:
             self._emit(old, kind.at(ts, message, data, self._int_id))
         if sinks:
-            self._sink(old, kind, ts, message, data)
+            for sink in sinks:  # inline: this is every transition's path when a journal is on
+                try:
+                    sink(self, old, kind, ts, message, data)
+                except Exception:
+                    logger.exception("a process-wide run observer raised; the run goes on")
         if kind.final:
             if self._hold:
                 self._held = _LAST

@@ -121,10 +121,6 @@ def _summary(value: Any) -> str:
     return text if len(text) <= _SUMMARY_CHARS else text[: _SUMMARY_CHARS - 3] + "..."
 
 
-def _hex(run: Actor | None) -> str | None:
-    return None if run is None else f"{run._int_id:032x}"
-
-
 @final
 class Journal:
     """A run journal backed by SQLite at ``path`` (``":memory:"`` for one in this process).
@@ -151,6 +147,8 @@ class Journal:
         self.progress = progress_from_environment(progress)
         self._queue: deque[tuple[Any, ...]] = deque()
         self._append = self._queue.append
+        self._sink: Any = None
+        self._started: list[bool] = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -158,6 +156,9 @@ class Journal:
         self._closed = False
         #: Rows of the runs seen and not yet finished, by their int id.
         self._live: dict[int, list[Any]] = {}
+        #: Texts made once: tags as JSON, ids of parent runs as hex (bounded caches).
+        self._texts: dict[frozenset[str], str] = {}
+        self._hexes: dict[int, str] = {}
         self._connect()
         self._begin_process()
 
@@ -177,12 +178,16 @@ class Journal:
         journal.progress = None
         journal._queue = deque()
         journal._append = journal._queue.append
+        journal._sink = None
+        journal._started = []
         journal._thread = None
         journal._stop = threading.Event()
         journal._wake = threading.Event()
         journal._lock = threading.RLock()
         journal._closed = False
         journal._live = {}
+        journal._texts = {}
+        journal._hexes = {}
         journal._connect()
         return journal
 
@@ -210,15 +215,28 @@ class Journal:
             )
 
     # -- the hot path ---------------------------------------------------------------------------
-    def sink(
-        self, run: Actor, old: Any, kind: Any, ts: int, message: str | None, data: Any
-    ) -> None:
-        """Record one transition (the core calls this on the transitioning thread)."""
-        if old is None and run.is_flow:
-            run.name  # noqa: B018  # a flow names itself here, on its own thread, not the writer's
-        self._append((run, kind, ts, message, data))
-        if self._thread is None:
-            self._start()
+    @property
+    def sink(self) -> Any:
+        """What the core calls with every transition, on the transitioning thread: it queues
+        ``(run, kind, timestamp, message, data)`` and returns (a closure: no attribute lookups)."""
+        sink = self._sink
+        if sink is None:
+            append = self._append
+            start = self._start
+
+            def sink(
+                run: Actor, old: Any, kind: Any, ts: int, message: str | None, data: Any
+            ) -> None:
+                if old is None and run.is_flow:
+                    run.name  # noqa: B018  # a flow names itself on its own thread, not the writer's
+                append((run, kind, ts, message, data))
+                if not started:
+                    start()
+
+            started: list[bool] = []  # made true (non-empty) by _start, read by the closure
+            self._started = started
+            sink = self._sink = sink
+        return sink
 
     def log(self, record: logging.LogRecord) -> None:
         """Record a run's log line (its record carries ``run_id``)."""
@@ -231,6 +249,7 @@ class Journal:
         with self._lock:
             if self._thread is not None or self._closed or not self.writer:
                 return
+            self._started.append(True)
             thread = threading.Thread(target=self._write_loop, name="actorflow-journal")
             thread.daemon = True  # stopped and flushed by close(), which runs at exit
             self._thread = thread
@@ -324,18 +343,31 @@ class Journal:
             flow = flow.parent
         is_flow = run.is_flow
         try:
-            parameters = {k: _summary(v) for k, v in run.parameters.items()}
-        except Exception:  # arguments that do not bind are the run's failure, not the journal's
-            parameters = {}
+            parameters = {k: repr(v) for k, v in run.parameters.items()}
+        except Exception:  # a failing bind or __repr__ is the run's business, not the journal's
+            try:
+                parameters = {k: _summary(v) for k, v in run.parameters.items()}
+            except Exception:
+                parameters = {}
+        for k, text in parameters.items():
+            if len(text) > _SUMMARY_CHARS:
+                parameters[k] = text[: _SUMMARY_CHARS - 3] + "..."
+        tags = run.tags
+        texts = self._texts
+        tags_text = texts.get(tags)
+        if tags_text is None:
+            if len(texts) > 4096:
+                texts.clear()
+            tags_text = texts[tags] = orjson.dumps(sorted(tags)).decode()
         return [
             f"{run._int_id:032x}",
             "flow" if is_flow else "task",
             run.name,
             run.spec.name,
             None if is_flow else run.task_key(),
-            _hex(flow),
-            _hex(parent),
-            orjson.dumps(sorted(run.tags)).decode(),
+            None if flow is None else self._hex_of(flow),
+            None if parent is None else self._hex_of(parent),
+            tags_text,
             orjson.dumps(parameters).decode(),
             "[]",
             run.run_count,
@@ -347,6 +379,17 @@ class Journal:
             self.process,
             [],
         ]
+
+    def _hex_of(self, run: Any) -> str:
+        """The hex id of a parent (flow runs have many children: their ids are formatted once)."""
+        key = run._int_id
+        hexes = self._hexes
+        text = hexes.get(key)
+        if text is None:
+            if len(hexes) > 4096:
+                hexes.clear()
+            text = hexes[key] = f"{key:032x}"
+        return text
 
     @staticmethod
     def _log_row(record: logging.LogRecord) -> tuple[Any, ...]:
@@ -382,6 +425,7 @@ class Journal:
         self._lock = threading.RLock()
         self._queue.clear()
         self._live.clear()
+        self._started.clear()
         self._thread = None
         self._stop = threading.Event()
         self._wake = threading.Event()

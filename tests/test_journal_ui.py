@@ -139,3 +139,35 @@ def test_the_api_names_what_is_missing(tmp_path: Path) -> None:
         viewer.close()
         reader.close()
     assert viewer.url.startswith("http://127.0.0.1:")
+
+
+def test_actorflow_ui_serves_the_journal_it_is_given(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    journal_file = tmp_path / "journal.db"
+    Journal(journal_file).close()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "actorflow", "ui", "--port", "0", "--journal", str(journal_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert line.startswith("actorflow run viewer on http://127.0.0.1:"), line
+        url = line.split()[4]
+        with urllib.request.urlopen(url + "api/flow-runs") as response:
+            assert orjson.loads(response.read()) == {"flow_runs": []}
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=30)
+    assert server.returncode == 0
+    missing = subprocess.run(
+        [sys.executable, "-m", "actorflow", "ui", "--journal", str(tmp_path / "none.db")],
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 1 and "no run journal at" in missing.stderr

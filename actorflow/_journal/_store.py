@@ -241,15 +241,17 @@ class Journal:
     def log(self, record: logging.LogRecord) -> None:
         """Record a run's log line (its record carries ``run_id``)."""
         self._append((None, record))
-        if self._thread is None:
+        if not self._started:
             self._start()
 
     # -- the writer -----------------------------------------------------------------------------
     def _start(self) -> None:
         with self._lock:
-            if self._thread is not None or self._closed or not self.writer:
+            if self._started:
                 return
-            self._started.append(True)
+            self._started.append(True)  # from now on the sink does not call here
+            if self._closed or not self.writer:
+                return
             thread = threading.Thread(target=self._write_loop, name="actorflow-journal")
             thread.daemon = True  # stopped and flushed by close(), which runs at exit
             self._thread = thread
@@ -290,7 +292,13 @@ class Journal:
                     key = run._int_id
                     row = live.get(key)
                     if row is None:
-                        row = live[key] = self._run_row(run, ts)
+                        try:
+                            row = live[key] = self._run_row(run, ts)
+                        except Exception:  # an odd run must not cost the batch its records
+                            logging.getLogger("actorflow").exception(
+                                "the run journal could not record %r", run
+                            )
+                            continue
                         old_type = old_name = None
                     else:
                         old_type, old_name = row[_TYPE], row[_STATE]

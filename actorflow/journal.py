@@ -14,10 +14,12 @@ from ._journal._registry import enable as enable
 from ._journal._registry import open_journal as open_journal
 from ._journal._registry import subscribe as subscribe
 from ._journal._store import Journal as Journal
+from ._journal._store import JournalStatistics as JournalStatistics
 
 __all__ = (
     "FlowRunSummary",
     "Journal",
+    "JournalStatistics",
     "LogRecord",
     "RunRecord",
     "Subscription",

@@ -402,3 +402,28 @@ def test_the_terminal_views_of_the_cli(mem: Journal) -> None:
     assert parse_age("90") == 90 and parse_age("15m") == 900 and parse_age("2d") == 172800
     with pytest.raises(ValueError, match="--older-than"):
         parse_age("soon")
+
+
+def test_queued_events_stay_bounded_when_runs_outpace_the_writer() -> None:
+    @task
+    def inc(x: int) -> int:
+        return x + 1
+
+    @flow
+    def many() -> list[int]:
+        return [inc(i) for i in range(300)]  # one after another: 3 events each
+
+    # A writer that never wakes by itself: only the threads making runs write the queue (a
+    # new run checks the queue: what is queued is bounded by the limit and the runs in flight).
+    j = journal.enable(Journal(":memory:", interval=3600, max_queued=50, progress=False))
+    try:
+        assert many() == list(range(1, 301))
+        stats = j.statistics()
+        assert stats.queued <= 50 + 3  # the limit, and the events of the run in flight
+        assert stats.batches >= 5 and stats.writer_running
+        assert len(j.runs(kind="task", state="Completed")) == 300
+        assert j.statistics().queued == 0 and j.statistics().unfinished_runs == 0
+    finally:
+        journal.disable()
+    with pytest.raises(ValueError, match="max_queued"):
+        Journal(":memory:", max_queued=0)

@@ -24,13 +24,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, final
 
+import attrs
 import orjson
 
 from .._core import Actor, StateType
 from ._progress import Progress, progress_from_environment
 from ._records import FlowRunSummary, LogRecord, RunRecord, TransitionRecord, hex_of, uuid_text
 
-__all__ = ["Journal"]
+__all__ = ["Journal", "JournalStatistics"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -121,6 +122,17 @@ def _summary(value: Any) -> str:
     return text if len(text) <= _SUMMARY_CHARS else text[: _SUMMARY_CHARS - 3] + "..."
 
 
+@attrs.frozen
+class JournalStatistics:
+    #: Events waiting for the writer.
+    queued: int
+    #: Runs seen and not yet ended (their rows are kept until they end).
+    unfinished_runs: int
+    #: Batches written so far.
+    batches: int
+    writer_running: bool
+
+
 @final
 class Journal:
     """A run journal backed by SQLite at ``path`` (``":memory:"`` for one in this process).
@@ -136,11 +148,18 @@ class Journal:
         *,
         interval: float = 0.2,
         progress: bool | Progress | None = None,
+        max_queued: int = 30_000,
     ) -> None:
-        """``progress``: draw a progress line for long flow runs on a terminal (``None``: unless
-        ``ACTORFLOW_PROGRESS=off``)."""
+        """``interval``: seconds between the writer's batches; ``progress``: draw a progress
+        line for long flow runs on a terminal (``None``: unless ``ACTORFLOW_PROGRESS=off``);
+        ``max_queued``: past this many queued events, a thread making a new run writes the
+        queue itself (so memory stays bounded when runs are made faster than written)."""
         if interval <= 0:
             raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
+        if max_queued < 1:
+            raise ValueError(f"max_queued must be at least 1, got {max_queued!r}")
+        self.max_queued = max_queued
+        self.batches = 0
         self.path = str(path)
         self.interval = interval
         self.writer = True
@@ -176,6 +195,8 @@ class Journal:
         journal.interval = 0.2
         journal.writer = False
         journal.progress = None
+        journal.max_queued = 30_000
+        journal.batches = 0
         journal._queue = deque()
         journal._append = journal._queue.append
         journal._sink = None
@@ -223,12 +244,18 @@ class Journal:
         if sink is None:
             append = self._append
             start = self._start
+            queue = self._queue
+            limit = self.max_queued
+            flush = self.flush
 
             def sink(
                 run: Actor, old: Any, kind: Any, ts: int, message: str | None, data: Any
             ) -> None:
-                if old is None and run.is_flow:
-                    run.name  # noqa: B018  # a flow names itself on its own thread, not the writer's
+                if old is None:  # a new run: the only transition that pays for these checks
+                    if run.is_flow:
+                        run.name  # noqa: B018  # a flow names itself on its own thread
+                    if len(queue) > limit:
+                        flush()  # runs are made faster than written: help, and so slow down
                 append((run, kind, ts, message, data))
                 if not started:
                     start()
@@ -341,8 +368,18 @@ class Journal:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            self.batches += 1
             if progress is not None:
                 progress.draw()
+
+    def statistics(self) -> JournalStatistics:
+        """What is queued and in flight (a frozen record)."""
+        return JournalStatistics(
+            queued=len(self._queue),
+            unfinished_runs=len(self._live),
+            batches=self.batches,
+            writer_running=self._thread is not None and self._thread.is_alive(),
+        )
 
     def _run_row(self, run: Any, ts: int) -> list[Any]:
         parent = run.parent
@@ -663,8 +700,6 @@ class Journal:
 
 
 def attrs_evolve(record: RunRecord, **changes: Any) -> RunRecord:
-    import attrs
-
     return attrs.evolve(record, **changes)
 
 

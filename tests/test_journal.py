@@ -427,3 +427,31 @@ def test_queued_events_stay_bounded_when_runs_outpace_the_writer() -> None:
         journal.disable()
     with pytest.raises(ValueError, match="max_queued"):
         Journal(":memory:", max_queued=0)
+
+
+def test_runs_show_nests_subflows_and_their_task_runs(mem: Journal) -> None:
+    from actorflow._cli.runs import render_tree
+
+    @task
+    def leaf() -> int:
+        return 1
+
+    @flow(flow_run_name="inner")
+    def inner() -> int:
+        return leaf()
+
+    @flow(flow_run_name="outer")
+    def outer() -> int:
+        return inner() + leaf()
+
+    assert outer() == 2
+    (top,) = [s.run for s in mem.flow_runs() if s.run.name == "outer"]
+    (sub,) = mem.runs(kind="flow", name="inner")
+    assert sub.flow_run_id == top.id and sub.parent_id == top.id
+    children = mem.runs(flow_run_id=top.id, history=True) + mem.runs(
+        flow_run_id=sub.id, history=True
+    )
+    lines = render_tree(mem.run(top.id), children, []).splitlines()
+    heads = [line for line in lines if line.lstrip().startswith(("flow run '", "task run '"))]
+    assert [len(h) - len(h.lstrip()) for h in heads] == [0, 2, 4, 2]
+    assert heads[0].startswith("flow run 'outer'") and "flow run 'inner'" in heads[1]

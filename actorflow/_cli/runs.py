@@ -178,9 +178,12 @@ def _show(journal: Any, run_id: str, as_json: bool) -> int:
     except (KeyError, ValueError) as exc:
         print(f"actorflow runs show: {exc.args[0]}", file=sys.stderr)
         return 1
-    children = []
-    if record.kind == "flow":
-        children = journal.runs(flow_run_id=record.id, history=True)
+    children: list[Any] = []
+    flows = [record.id] if record.kind == "flow" else []
+    while flows:  # the flow run's runs, and those of its subflow runs, and theirs
+        found = journal.runs(flow_run_id=flows.pop(), history=True)
+        children += found
+        flows += [r.id for r in found if r.kind == "flow"]
     logs = journal.logs([c.id for c in children]) if children else []
     if as_json:
         _print_json(

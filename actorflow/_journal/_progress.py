@@ -2,7 +2,8 @@
 
 The journal's writer thread feeds it every transition it writes (no work on the runs' threads)
 and asks it to draw after each batch. A flow run gets a line once it has run for ``after``
-seconds with at least ``min_tasks`` task runs; it is drawn only when the stream is a terminal.
+seconds with at least ``min_tasks`` (10) task runs; it is drawn only when the stream is a
+terminal.
 ``ACTORFLOW_PROGRESS=off`` (or ``journal.enable(progress=False)``) switches it off.
 """
 
@@ -46,7 +47,7 @@ class Progress:
     """Counts task runs by state per top-level flow run and draws one line for the newest."""
 
     def __init__(
-        self, stream: IO[str] | None = None, *, after: float = 1.0, min_tasks: int = 2
+        self, stream: IO[str] | None = None, *, after: float = 1.0, min_tasks: int = 10
     ) -> None:
         self.stream = stream
         self.after = after

@@ -147,3 +147,49 @@ def test_the_cli_explains_a_missing_journal_and_bad_ids(tmp_path: Path) -> None:
         text=True,
     )
     assert prune.returncode == 2 and "--older-than AGE, --keep N" in prune.stderr
+
+
+def test_a_forked_child_journals_its_own_runs_as_its_own_process(tmp_path: Path) -> None:
+    import warnings
+
+    from actorflow import flow, journal, task
+
+    @task
+    def inc(x: int) -> int:
+        return x + 1
+
+    @flow
+    def count(n: int) -> list[int]:
+        return inc.map(range(n)).result()
+
+    path = tmp_path / "journal.db"
+    writer = journal.enable(path, progress=False)
+    try:
+        count(5)  # queued, not yet written, when the child is forked
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads: on purpose
+            pid = os.fork()
+        if pid == 0:  # the child: its own runs, under its own process
+            code = 1
+            try:
+                count(3)
+                current = journal.current()
+                assert current is not None
+                current.flush()
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        count(2)
+        writer.flush()
+    finally:
+        journal.disable()
+    reader = Journal.open(path)
+    try:
+        seen = sorted(
+            (s.run.pid == os.getpid(), sum(s.task_runs.values())) for s in reader.flow_runs()
+        )
+    finally:
+        reader.close()
+    assert seen == [(False, 3), (True, 2), (True, 5)]  # nothing of the parent's written twice

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, final
 
 from . import _context, _interrupt, _pool, _suspend
 from ._actor import Actor
-from ._attempts import Verdict, attempts
+from ._attempts import Verdict, attempts, run_hooks
 from ._callables import is_bind_error
 from ._drive import CALL, CRASH, ERR, INVOKE, OK, TIMEOUT, UPSTREAM, Effect, Engine
 from ._exceptions import (
@@ -282,8 +282,6 @@ def _engine(run: TaskRun) -> Engine:
                 if _context.lifecycle_logging(run):
                     _context.log_finished(run)
                 if spec.on_completion:
-                    from ._attempts import run_hooks
-
                     yield from run_hooks(run, spec, spec.on_completion)
                 return
 

@@ -37,6 +37,7 @@ from ._states import (
     CANCELLED,
     CRASHED,
     INITIAL_CODES,
+    PENDING,
     State,
     StateKind,
     StateType,
@@ -134,7 +135,7 @@ class Actor:
         spec: RunSpec,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        parent: Actor | None,
+        parent: _context.Run | None,
         wait_for: Any = None,
         initial: StateKind | None = None,
     ) -> None:
@@ -211,7 +212,7 @@ class Actor:
     def named(self, make: Callable[[Any], str]) -> str:
         """``make(self)``, the run's name, computed with the run as the current run (a name
         function may read ``actorflow.runtime.task_run``)."""
-        token = _context.current_run.set(self)  # type: ignore[arg-type]  # a TaskRun or FlowRun
+        token = _context.current_run.set(self)
         try:
             return make(self)
         finally:
@@ -486,6 +487,14 @@ class Actor:
         loop = self.loop
         if first and loop is not None and self._wake is not None:
             loop.call_soon(loop.cancel_run, self)
+
+    def cancel_will_take_effect(self) -> bool:
+        """After a Cancel message: will the run end Cancelled?"""
+        kind = self._kind
+        if self.reached_end():  # final, perhaps still running hooks
+            return bool(kind and kind.type is StateType.CANCELLED)
+        # Not started yet, or async (interruptible): yes. A sync body already running: no.
+        return kind is PENDING or self.loop is not None
 
     def pending_cancel(self) -> Cancel | None:
         mailbox = self._mailbox

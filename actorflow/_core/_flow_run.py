@@ -452,13 +452,7 @@ class FlowRun(Actor):
         for callback in idle:
             callback()
         if following is not None:
-            loop = following.loop
-            assert loop is not None
-            group = self._group if loop is self.loop else self._loop_group
-            if group is None:
-                following.never_started()
-            else:
-                self._start_in(group, loop, following)
+            self._start_backlogged(following)
         elif drain:
             self.cancel_children(self._stop_reason or "its flow run was cancelled")
 
@@ -472,6 +466,11 @@ class FlowRun(Actor):
             self._backlog.remove(run)
             self._async_running += 1
             run._holds_slot = True
+        self._start_backlogged(run)
+
+    def _start_backlogged(self, run: Any) -> None:
+        """Start a run taken off the backlog, in the task group of its loop; a run whose group
+        is gone (the flow is ending) never starts."""
         loop = run.loop
         assert loop is not None
         group = self._group if loop is self.loop else self._loop_group

@@ -9,11 +9,11 @@ hooks, newest first) when it raises.
 """
 
 from ._core import fixup_module_metadata as _fixup_module_metadata
+from ._transactions._modes import CommitMode as CommitMode
+from ._transactions._modes import IsolationLevel as IsolationLevel
+from ._transactions._modes import TransactionState as TransactionState
 from ._transactions._transaction import AsyncTransaction as AsyncTransaction
-from ._transactions._transaction import CommitMode as CommitMode
-from ._transactions._transaction import IsolationLevel as IsolationLevel
 from ._transactions._transaction import Transaction as Transaction
-from ._transactions._transaction import TransactionState as TransactionState
 from ._transactions._transaction import atransaction as atransaction
 from ._transactions._transaction import get_transaction as get_transaction
 from ._transactions._transaction import transaction as transaction

@@ -148,6 +148,52 @@ def dask_runner_missing() -> str | None:
     return base.DaskCluster.missing()
 
 
+@functools.cache
+def _journal_path() -> str:
+    return os.path.join(_scratch().name, "journal.db")
+
+
+def set_journal(on: bool) -> None:
+    """Journal actorflow's runs (to a file in the scratch directory) or not: process-wide, so
+    every actorflow case sets it in ``make``; plain ``actorflow`` cases measure with it off."""
+    from actorflow import journal
+
+    if not on:
+        journal.disable()
+        return
+    current = journal.current()
+    if current is None or current.path != _journal_path():
+        journal.enable(_journal_path())
+
+
+def _journal_case(mode: Mode, key: str) -> Case:
+    """actorflow with the run journal on; the timed run ends when its records are written."""
+
+    def make(n: int) -> Callable[[], Any]:
+        from actorflow import journal
+
+        set_journal(True)
+        fn = functools.partial(actorflow_flows()[key], _fns.inputs(n))
+        if mode == "sync":
+
+            def run() -> Any:
+                out = fn()
+                journal.current().flush()  # type: ignore[union-attr]  # set just above
+                return out
+
+            return run
+
+        async def run_async() -> Any:
+            out = await fn()
+            journal.current().flush()  # type: ignore[union-attr]  # set just above
+            return out
+
+        return run_async
+
+    impl = "actorflow+journal" if mode == "sync" else f"actorflow+journal/{mode}"
+    return Case(impl, mode, make)
+
+
 def _flow_case(
     impl: str,
     mode: Mode,
@@ -158,6 +204,8 @@ def _flow_case(
     prefect = impl.startswith("prefect")
 
     def make(n: int) -> Callable[[], Any]:
+        if not prefect:
+            set_journal(False)
         flows = prefect_flows() if prefect else actorflow_flows()
         return functools.partial(flows[key], arg(n))
 
@@ -212,6 +260,8 @@ _GATHERS = (base.asyncio_gather, base.anyio_group, base.trio_nursery)
 def _submit_cases() -> list[Case]:
     return [
         *_lib_cases("submit"),
+        _journal_case("sync", "submit"),
+        _journal_case("asyncio", "submit/async"),
         *_concurrent_async(_GATHERS, _fns.inputs),
         _base("threadpool", "sync", base.threadpool_submit),
         _base("dask", "sync", base.dask_submit, unavailable=base.DaskCluster.missing),
@@ -221,6 +271,8 @@ def _submit_cases() -> list[Case]:
 def _map_cases() -> list[Case]:
     return [
         *_lib_cases("map"),
+        _journal_case("sync", "map"),
+        _journal_case("asyncio", "map/async"),
         *_concurrent_async(_GATHERS, _fns.inputs),
         _base("threadpool", "sync", base.threadpool_map),
         _base("dask", "sync", base.dask_map, unavailable=base.DaskCluster.missing),

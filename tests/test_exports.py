@@ -14,6 +14,7 @@ PUBLIC = [
     "actorflow.task_runners",
     "actorflow.testing",
     "actorflow.runs",
+    "actorflow.journal",
     "actorflow.cache_policies",
     "actorflow.results",
     "actorflow.context",

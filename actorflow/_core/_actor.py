@@ -30,13 +30,14 @@ from ._exceptions import (
     CrashedRun,
     FlowDeadlineInterrupt,
 )
-from ._records import TransitionEvent, observers
+from ._records import event_for, observers, sinks
 from ._runtime import runtime
 from ._spawn import Loop, current_loop, is_cancellation
 from ._states import (
     CANCELLED,
     CRASHED,
     INITIAL_CODES,
+    PENDING,
     State,
     StateKind,
     StateType,
@@ -135,7 +136,7 @@ class Actor:
         spec: RunSpec,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        parent: Actor | None,
+        parent: _context.Run | None,
         wait_for: Any = None,
         initial: StateKind | None = None,
     ) -> None:
@@ -191,6 +192,8 @@ class Actor:
         self._history = [initial, ts, None, None]
         if self._observers:
             self._emit(None, initial.at(ts, None, None, self._int_id))
+        if sinks:
+            self._sink(None, initial, ts, None, None)
 
     # -- identity -------------------------------------------------------------------------------
     @property
@@ -213,7 +216,7 @@ class Actor:
     def named(self, make: Callable[[Any], str]) -> str:
         """``make(self)``, the run's name, computed with the run as the current run (a name
         function may read ``actorflow.runtime.task_run``)."""
-        token = _context.current_run.set(self)  # type: ignore[arg-type]  # a TaskRun or FlowRun
+        token = _context.current_run.set(self)
         try:
             return make(self)
         finally:
@@ -234,27 +237,29 @@ class Actor:
         self._kind = kind
         if self._observers:
             self._emit(old, kind.at(ts, message, data, self._int_id))
+        if sinks:
+            for sink in sinks:  # inline: this is every transition's path when a journal is on
+                try:
+                    sink(self, old, kind, ts, message, data)
+                except Exception:
+                    logger.exception("a process-wide run observer raised; the run goes on")
         if kind.final:
             if self._hold:
                 self._held = _LAST
             else:
                 self._complete(_LAST)
 
+    def _sink(
+        self, old: StateKind | None, kind: StateKind, ts: int, message: str | None, data: Any
+    ) -> None:
+        for sink in sinks:
+            try:
+                sink(self, old, kind, ts, message, data)
+            except Exception:
+                logger.exception("a process-wide run observer raised; the run goes on")
+
     def _emit(self, old: StateKind | None, state: State[Any]) -> None:
-        parent = self.parent
-        flow = parent
-        while flow is not None and not flow.is_flow:
-            flow = flow.parent
-        event = TransitionEvent(
-            run_id=str(self.id),
-            run_kind="flow" if self.is_flow else "task",
-            run_name=self.name,
-            task_key=self.task_key(),
-            parent_id=None if parent is None else str(parent.id),
-            flow_run_id=None if flow is None else str(flow.id),
-            from_state=None if old is None else old.name,
-            state=state,
-        )
+        event = event_for(self, old, state)
         for observer in self._observers:
             try:
                 observer(event)
@@ -465,6 +470,8 @@ class Actor:
             check_transition(self.label(), old, kind)  # raises, naming the run
         if self._observers:
             self._emit(old, kind.at(ts, message, data, self._int_id))
+        if sinks:
+            self._sink(old, kind, ts, message, data)
         self._complete(_LAST)
         return True
 
@@ -484,6 +491,14 @@ class Actor:
         loop = self.loop
         if first and loop is not None and self._wake is not None:
             loop.call_soon(loop.cancel_run, self)
+
+    def cancel_will_take_effect(self) -> bool:
+        """After a Cancel message: will the run end Cancelled?"""
+        kind = self._kind
+        if self.reached_end():  # final, perhaps still running hooks
+            return bool(kind and kind.type is StateType.CANCELLED)
+        # Not started yet, or async (interruptible): yes. A sync body already running: no.
+        return kind is PENDING or self.loop is not None
 
     def pending_cancel(self) -> Cancel | None:
         mailbox = self._mailbox

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol, final
 
 from . import _context, _pool, _suspend
 from ._actor import logger, when_all_done
+from ._bridge import call_later, run_coroutine_sync, to_thread
 from ._clock import SystemClock, current_clock
 from ._runtime import runtime
 from ._spawn import Loop, is_cancellation
@@ -93,8 +94,6 @@ def call_sync(fn: Any, *args: Any) -> Any:
     """Call ``fn``; an awaitable it returns is run to completion (see ``run_coroutine_sync``)."""
     result = fn(*args)
     if inspect.isawaitable(result):
-        from ._bridge import run_coroutine_sync
-
         return run_coroutine_sync(result)
     return result
 
@@ -185,8 +184,6 @@ def drive_here(run: Driven) -> None:
     flow's body (this thread is then its event loop's), on a worker thread while the body is
     suspended, so that the loop goes on."""
     if _suspend._active and _suspend.suspendable():
-        from ._bridge import to_thread
-
         _suspend.await_here(to_thread(drive_sync, run))
     else:
         drive_sync(run)
@@ -393,8 +390,6 @@ class Stepper:
                 else:  # SLEEP
                     clock = current_clock()
                     if type(clock) is SystemClock:
-                        from ._bridge import call_later
-
                         # The timer fires on the runtime loop; the step runs on the pool.
                         def wake() -> None:
                             self._pool.submit(self.resume, None)

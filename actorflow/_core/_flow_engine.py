@@ -8,22 +8,41 @@ the run's end by Prefect's rules (:func:`state_from_return`).
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import _context
+from ._actor import logger
 from ._attempts import Verdict, attempts, run_hooks
 from ._drive import CALL, INVOKE, OK, TIMEOUT, UPSTREAM, Effect, Engine
 from ._exceptions import FlowRunTimeoutError, ParameterBindError, ParameterTypeError
 from ._resolve import collect, has_futures, map_futures, resolve_inputs
+from ._specs import FlowSpec
 from ._states import CANCELLED, COMPLETED, FAILED, PAUSED, TIMED_OUT, State, StateKind
-
-if TYPE_CHECKING:
-    from ._flow_run import FlowRun
 
 __all__ = ["flow_engine", "state_from_return"]
 
 
-def flow_engine(fr: FlowRun) -> Engine:
+class EngineRun(Protocol):
+    """What the engine reads and writes of its run (a ``_flow_run.FlowRun``, whose module is
+    above this one: the run starts its engine)."""
+
+    @property
+    def spec(self) -> FlowSpec: ...
+    @property
+    def args(self) -> tuple[Any, ...]: ...
+    @property
+    def kwargs(self) -> dict[str, Any]: ...
+    @property
+    def wait_for(self) -> Any: ...
+
+    returned: Any
+    #: The implicit transaction of the attempt's task runs with hooks (``actorflow/_transactions``).
+    txn: Any
+
+    def transition(self, kind: StateKind, message: str | None = None, data: Any = None) -> None: ...
+
+
+def flow_engine(fr: EngineRun) -> Engine:
     spec = fr.spec
     args, kwargs = fr.args, fr.kwargs
     _context.log_beginning(fr)
@@ -49,14 +68,14 @@ def flow_engine(fr: FlowRun) -> Engine:
     yield from attempts(fr, spec, (INVOKE, spec.fn, args, kwargs, False), _judge)
 
 
-def _judge(fr: FlowRun, outcome: tuple[int, Any], context: Any) -> Any:
+def _judge(fr: EngineRun, outcome: tuple[int, Any], context: Any) -> Any:
     """What an attempt's outcome means for a flow run (a Verdict, or a generator of one)."""
     if fr.txn is not None:
         return _ended_transaction(fr, _verdict(fr, outcome))
     return _verdict(fr, outcome)
 
 
-def _ended_transaction(fr: FlowRun, judged: Any) -> Generator[Effect, Any, Verdict]:
+def _ended_transaction(fr: EngineRun, judged: Any) -> Generator[Effect, Any, Verdict]:
     """The attempt's task runs had commit or rollback hooks: commit them if it completed,
     else roll them back (newest first)."""
     if type(judged) is tuple:
@@ -68,11 +87,11 @@ def _ended_transaction(fr: FlowRun, judged: Any) -> Generator[Effect, Any, Verdi
         end = txn._aflow_ended if fr.spec.is_async else txn._flow_ended
         yield (CALL, end, (verdict[0] is COMPLETED,))
     except Exception:
-        _context.logger_for(fr).exception("Ending the flow run's transaction failed")
+        logger.exception("ending the transaction of a run of flow %r failed", fr.spec.name)
     return verdict
 
 
-def _verdict(fr: FlowRun, outcome: tuple[int, Any]) -> Any:
+def _verdict(fr: EngineRun, outcome: tuple[int, Any]) -> Any:
     code, value = outcome
     if code == OK:
         return _returned(fr, value)
@@ -85,7 +104,7 @@ def _verdict(fr: FlowRun, outcome: tuple[int, Any]) -> Any:
     return FAILED, message, value, True
 
 
-def _returned(fr: FlowRun, value: Any) -> Generator[Effect, Any, Verdict]:
+def _returned(fr: EngineRun, value: Any) -> Generator[Effect, Any, Verdict]:
     """A returned value's futures, at any depth, are waited for and become their runs' states:
     what the caller receives, and (a state, or a collection of states) what the run ends in."""
     found: list[tuple[Any, bool]] = []

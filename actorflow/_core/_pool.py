@@ -135,6 +135,10 @@ class ThreadCache:
             loop = parked.loop
 
 
+#: The threads every pool shares unless it is given its own (the runtime's ``threads``).
+shared_threads = ThreadCache()
+
+
 def forget_threads_after_fork() -> None:
     """In a forked child, where none of the parent's threads exist: every cache and pool
     starts afresh (called by the runtime's fork hook)."""
@@ -165,12 +169,7 @@ class WorkerPool:
         self.max_workers = max_workers
         self._name = name
         if threads is None:
-            if idle_timeout is None:
-                from ._runtime import runtime  # the runtime owns the shared threads
-
-                threads = runtime.threads
-            else:
-                threads = ThreadCache(idle_timeout, name)
+            threads = shared_threads if idle_timeout is None else ThreadCache(idle_timeout, name)
         self._threads = threads
         self._closed = False
         self.forget_threads()

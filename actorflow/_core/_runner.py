@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._drive import drive_queued
 from ._pool import WorkerPool
+from ._runtime import runtime
 
 if TYPE_CHECKING:
     from ._task_run import TaskRun
@@ -80,8 +81,6 @@ class ThreadPoolTaskRunner(TaskRunner):
     def start(self) -> None:
         if self._pool is not None:
             raise RuntimeError("This task runner is already started")
-        from ._runtime import runtime
-
         self._pool = runtime.new_pool(self.max_workers, "actorflow-task")
 
     @property

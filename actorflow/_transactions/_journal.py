@@ -25,7 +25,9 @@ from typing import Any
 
 import orjson
 
-__all__ = ["FOLDER", "commit_local", "recover"]
+from .._core import runtime
+
+__all__ = ["FOLDER", "commit_local", "is_local", "opened", "recover"]
 
 FOLDER = ".transactions"
 logger = logging.getLogger("actorflow.transactions")
@@ -149,3 +151,33 @@ def _recover_one(storage: Any, folder: str, ident: str) -> bool:
         os.unlink(manifest + ".tmp")
     shutil.rmtree(work, ignore_errors=True)
     return True
+
+
+def is_local(storage: Any) -> bool:
+    """Whether ``storage`` is a local storage (records as files under ``basepath``)."""
+    return getattr(storage, "basepath", None) is not None and hasattr(storage, "_file")
+
+
+class _Recovered:
+    """Locations this process has finished killed commits in (a slot of the runtime)."""
+
+    __slots__ = ("locations", "lock")
+
+    def __init__(self) -> None:
+        self.locations: set[str] = set()
+        self.lock = threading.Lock()
+
+
+def opened(storage: Any) -> None:
+    """Before a transaction first uses a local storage in this process: finish the commits a
+    killed process left in it."""
+    location = storage.location
+    done = runtime.slot("transactions.recovered", _Recovered)
+    if location in done.locations:
+        return
+    with done.lock:
+        if location in done.locations:
+            return
+        if is_local(storage):
+            recover(storage)
+        done.locations.add(location)

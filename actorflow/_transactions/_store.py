@@ -24,6 +24,8 @@ from .._cache._serializers import Serializer, resolve_serializer
 from .._cache._shared import shared_for
 from .._cache._storage import ResultStorage, resolve_storage
 from .._core import SerializationError, blocking_region, current_clock, runtime
+from ._journal import opened
+from ._modes import IsolationLevel
 
 __all__ = ["MemoryLockManager", "ResultRecord", "ResultStore"]
 
@@ -215,8 +217,6 @@ class ResultStore:
         storage = self._storage
         if storage is None:
             storage = self._storage = resolve_storage(self.result_storage)
-            from ._transaction import opened
-
             opened(storage)
         return storage
 
@@ -267,8 +267,6 @@ class ResultStore:
 
     # -- isolation ------------------------------------------------------------------------------
     def supports_isolation_level(self, level: Any) -> bool:
-        from ._transaction import IsolationLevel
-
         if level is IsolationLevel.READ_COMMITTED:
             return True
         return level is IsolationLevel.SERIALIZABLE and self.lock_manager is not None

@@ -19,7 +19,6 @@ must be awaited; :func:`_run_sync` and :func:`_run_async` carry them out.
 from __future__ import annotations
 
 import copy
-import enum
 import inspect
 import logging
 import threading
@@ -36,8 +35,9 @@ from .._core import (
     current_run,
     get_run_logger,
     run_coroutine_sync,
-    runtime,
 )
+from ._journal import opened
+from ._modes import CommitMode, IsolationLevel, TransactionState
 
 __all__ = [
     "AsyncTransaction",
@@ -64,25 +64,6 @@ _EMPTY_DICT: dict[str, Any] = {}
 _tree_lock = threading.Lock()
 
 
-class IsolationLevel(enum.Enum):
-    READ_COMMITTED = "READ_COMMITTED"
-    SERIALIZABLE = "SERIALIZABLE"
-
-
-class CommitMode(enum.Enum):
-    EAGER = "EAGER"
-    LAZY = "LAZY"
-    OFF = "OFF"
-
-
-class TransactionState(enum.Enum):
-    PENDING = "PENDING"
-    ACTIVE = "ACTIVE"
-    STAGED = "STAGED"
-    COMMITTED = "COMMITTED"
-    ROLLED_BACK = "ROLLED_BACK"
-
-
 _DONE = (TransactionState.COMMITTED, TransactionState.ROLLED_BACK)
 
 
@@ -93,7 +74,7 @@ def get_transaction() -> Transaction | None:
 
 def _innermost(make: bool) -> Transaction | None:
     txn = _current.get()
-    run = current_run.get()
+    run: Any = current_run.get()
     if run is not None and not run.is_flow:
         own = getattr(run, "txn", _NOT_SET)  # a body in a worker process has no transaction
         if own is None and txn is None and make:
@@ -708,35 +689,6 @@ def _write_batch(items: list[Any]) -> None:
         else:
             for path, data in records:
                 storage.replace(path, data, None)
-
-
-class _Recovered:
-    """Locations this process has finished killed commits in (a slot of the runtime)."""
-
-    __slots__ = ("locations", "lock")
-
-    def __init__(self) -> None:
-        self.locations: set[str] = set()
-        self.lock = threading.Lock()
-
-
-def opened(storage: Any) -> None:
-    """Before a transaction first uses a local storage in this process: finish the commits a
-    killed process left in it."""
-    location = storage.location
-    done = runtime.slot("transactions.recovered", _Recovered)
-    if location in done.locations:
-        return
-    with done.lock:
-        if location in done.locations:
-            return
-        from .._cache._storage import LocalStorage
-
-        if type(storage) is LocalStorage:
-            from ._journal import recover
-
-            recover(storage)
-        done.locations.add(location)
 
 
 # -- carrying out steps -------------------------------------------------------------------------

@@ -904,3 +904,40 @@ def test_a_record_that_cannot_be_stored_fails_the_commit_before_any_is_written(
         (tmp_path / "second").mkdir()  # made a folder meanwhile: no record can be there
     assert outer.is_rolled_back()
     assert records(tmp_path) == set()
+
+
+def test_the_journal_records_commits_and_rollbacks_with_their_runs() -> None:
+    from actorflow import journal
+
+    @task
+    def step(x: int) -> int:
+        return x
+
+    @step.on_rollback
+    def undo(txn: Transaction) -> None:
+        pass
+
+    @flow
+    def pipeline() -> None:
+        with transaction():
+            step(1)
+        with transaction():
+            step(2)
+            raise RuntimeError("stop")
+
+    j = journal.enable(":memory:")
+    task_logger = logging.getLogger("actorflow.task_runs")
+    level = task_logger.level
+    task_logger.setLevel(logging.DEBUG)
+    try:
+        with pytest.raises(RuntimeError):
+            pipeline()
+        runs = {r.name: r for r in j.runs(kind="task")}
+        lines = {name: [line.message for line in j.run(run.id).logs] for name, run in runs.items()}
+    finally:
+        task_logger.setLevel(level)
+        journal.disable()
+    (committed,) = [name for name, text in lines.items() if "Transaction committed" in text]
+    (rolled_back,) = [name for name, text in lines.items() if "Transaction rolled back" in text]
+    assert committed != rolled_back
+    assert "Running rollback hook 'undo' of task 'step'" in lines[rolled_back]

@@ -21,6 +21,7 @@ from ._context import current_run as current_run
 from ._context import current_tags as current_tags
 from ._context import get_run_context as get_run_context
 from ._context import get_run_logger as get_run_logger
+from ._context import logger_for as logger_for
 from ._context import tags as tags
 from ._drive import CRASH as CRASH
 from ._drive import ERR as ERR

@@ -34,6 +34,7 @@ from .._core import (
     current_clock,
     current_run,
     get_run_logger,
+    logger_for,
     run_coroutine_sync,
 )
 from ._journal import opened
@@ -56,6 +57,7 @@ Steps = Generator[Awaitable[Any], Any, T]
 Hook = Callable[["Transaction"], Any]
 
 _logger = logging.getLogger("actorflow.transactions")
+_run_logger = logging.getLogger("actorflow.task_runs")
 _current: ContextVar[Transaction | None] = ContextVar("actorflow_transaction", default=None)
 _NOT_SET: Any = object()
 _EMPTY_LIST: list[Any] = []
@@ -85,6 +87,27 @@ def _innermost(make: bool) -> Transaction | None:
         if own is not None and own is not _NOT_SET and (txn is None or txn is own._parent):
             return own  # type: ignore[no-any-return]  # a Transaction: only this module sets it
     return txn
+
+
+class _RunStandIn:
+    """Who a task run's transaction logs as, once the run itself is let go: its log lines are
+    the run's (the journal records them with it)."""
+
+    __slots__ = ("_int_id", "flow", "name", "spec")
+    is_flow = False
+    parent = None
+
+    def __init__(self, int_id: int, name: str, spec: Any, flow: Any) -> None:
+        self._int_id = int_id
+        self.name = name
+        self.spec = spec
+        self.flow = flow
+
+    @property
+    def id(self) -> Any:
+        import uuid
+
+        return uuid.UUID(int=self._int_id)
 
 
 def _hook_name(hook: Any) -> str:
@@ -155,7 +178,21 @@ class Transaction:
     _run: Any = None
     _task_name: str | None = None
     _is_async = False
+    #: ``(int id, name, spec, flow run)`` of a task run: whom its log lines belong to.
+    _who: tuple[int, str, Any, Any] | None = None
     _slot: Any = None
+
+    def _log(self) -> Any:
+        """This transaction's logger: a task run's own logs as the run."""
+        who = self._who
+        if who is None:
+            return self.logger
+        return logger_for(_RunStandIn(*who))
+
+    def _note(self, what: str) -> None:
+        """A task run's transaction committed or rolled back: a debug line of the run."""
+        if self._who is not None and _run_logger.isEnabledFor(logging.DEBUG):
+            self._log().debug("Transaction %s", what)
 
     @property
     def _holder(self) -> str:
@@ -355,21 +392,18 @@ class Transaction:
         name_of_task = self._task_name
         of = f" of task {name_of_task!r}" if name_of_task is not None else ""
         log = getattr(hook, "log_on_run", True)
+        logger = self._log()
         if log:
-            self.logger.info("Running %s hook %r%s", kind, name, of)
+            logger.info("Running %s hook %r%s", kind, name, of)
         try:
             result = hook(self)
             if inspect.isawaitable(result):
                 yield result
         except Exception:
-            self.logger.exception(
-                "An error was encountered while running %s hook %r%s", kind, name, of
-            )
+            logger.exception("An error was encountered while running %s hook %r%s", kind, name, of)
             raise
         if log:
-            self.logger.info(
-                "%s hook %r%s finished running successfully", kind.capitalize(), name, of
-            )
+            logger.info("%s hook %r%s finished running successfully", kind.capitalize(), name, of)
 
     def _commit_steps(self, writes: list[tuple[Transaction, Any]] | None) -> Steps[bool]:
         """Commit hooks of this tree, children first; then (at the root of the commit) the
@@ -420,6 +454,7 @@ class Transaction:
             if item is not None and item[3] is not None:
                 item[3]()
             txn._release()
+            txn._note("committed")
         return True
 
     def _record(self) -> Any:
@@ -449,6 +484,7 @@ class Transaction:
             with _tree_lock:  # children added from now on roll back themselves (_adopt)
                 self.state = TransactionState.ROLLED_BACK
                 children = list(self.children)
+            self._note("rolled back")
             for child in reversed(children):
                 yield from child._rollback_steps()
             return True
@@ -487,6 +523,7 @@ class Transaction:
         txn = cls.__new__(cls)
         txn._run = run
         txn._task_name = run.spec.name
+        txn._who = (run._int_id, run.name, run.spec, run.flow)
         txn._is_async = run.spec.is_async
         txn._parent = parent
         if parent is not None and (

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 __all__ = ("main",)
 
 # name -> (module, one-line help). Modules are imported lazily.
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "worker": ("actorflow._cli.worker", "serve background runs of tasks (module:task ...)"),
+}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,0 +1,325 @@
+"""The Redis broker: Streams with consumer groups, for workers on several machines.
+
+Keys share the hash tag ``{namespace}`` (one slot): a stream ``af:{ns}:q:<task_key>`` per task
+with the consumer group ``workers``; a hash ``af:{ns}:r:<run id>`` per run (state, outcome,
+``dl``: deliveries so far, which is the fencing token); a list ``af:{ns}:done:<reply>`` per
+producer, told the ids of its runs as they end. Every fenced step is one Lua script (atomic on
+the server); batches of them go in one pipeline, one round trip.
+
+A lease is the stream entry's idle time: the heartbeat resets it (``XCLAIM ... JUSTID``, which
+does not count as a delivery), and entries idle longer than the lease are taken over with
+``XAUTOCLAIM``. redis-py's synchronous client is used from the client's and the worker's own
+threads, so callers on asyncio and trio alike never wait on it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, final
+
+from .._core import ConfigurationError
+from ._broker import (
+    Delivery,
+    NewRun,
+    QueueSettings,
+    Record,
+    dead_letter_data,
+    dead_letter_message,
+)
+
+__all__ = ["RedisBroker"]
+
+GROUP = "workers"
+#: How long a final record is kept (seconds).
+RESULT_TTL = 7 * 24 * 3600
+
+# KEYS: record, stream.  ARGV: group, entry id, token, consumer.
+_RENEW = """
+if redis.call('HGET', KEYS[1], 'dl') ~= ARGV[3] or redis.call('HGET', KEYS[1], 'f') == '1' then
+  return 0
+end
+redis.call('XCLAIM', KEYS[2], ARGV[1], ARGV[4], 0, ARGV[2], 'JUSTID')
+return 1
+"""
+
+# KEYS: record.  ARGV: token, type, name, ts, message.
+_UPDATE = """
+if redis.call('HGET', KEYS[1], 'dl') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'f') == '1' then
+  return 0
+end
+redis.call('HSET', KEYS[1], 't', ARGV[2], 'n', ARGV[3], 'ts', ARGV[4], 'm', ARGV[5])
+return 1
+"""
+
+# KEYS: record, stream.  ARGV: group, entry id, token, type, name, ts, message, data, prefix,
+# ttl, run id.  The first final write wins; a stale token is refused (and does not ack).
+_FINISH = """
+if redis.call('HGET', KEYS[1], 'f') == '1' then
+  redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('XDEL', KEYS[2], ARGV[2])
+  return 0
+end
+if redis.call('HGET', KEYS[1], 'dl') ~= ARGV[3] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 't', ARGV[4], 'n', ARGV[5], 'ts', ARGV[6], 'm', ARGV[7],
+  'd', ARGV[8], 'f', '1')
+redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[2], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[10])
+local reply = redis.call('HGET', KEYS[1], 'rp')
+if reply then
+  local done = ARGV[9] .. 'done:' .. reply
+  redis.call('RPUSH', done, ARGV[11])
+  redis.call('EXPIRE', done, ARGV[10])
+end
+return 1
+"""
+
+# KEYS: record, stream.  ARGV: group, entry id.  A new delivery: the new token, or 0 for a run
+# already final (its entry is dropped).
+_CLAIM = """
+if redis.call('HGET', KEYS[1], 'f') == '1' then
+  redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('XDEL', KEYS[2], ARGV[2])
+  return 0
+end
+redis.call('HSET', KEYS[1], 't', 'PENDING', 'n', 'Pending', 'ts', ARGV[3])
+return redis.call('HINCRBY', KEYS[1], 'dl', 1)
+"""
+
+# KEYS: record, stream.  ARGV: group, entry id, token, consumer, idle ms.
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'dl') ~= ARGV[3] or redis.call('HGET', KEYS[1], 'f') == '1' then
+  return 0
+end
+redis.call('HSET', KEYS[1], 't', 'SCHEDULED', 'n', 'Scheduled')
+redis.call('XCLAIM', KEYS[2], ARGV[1], ARGV[4], 0, ARGV[2], 'IDLE', ARGV[5], 'JUSTID')
+return 1
+"""
+
+
+def _import_redis() -> Any:
+    try:
+        import redis
+    except ImportError:
+        raise ConfigurationError(
+            "ACTORFLOW_BROKER_URL names a Redis broker, but the redis package is not installed: "
+            'pip install "actorflow[redis]"'
+        ) from None
+    return redis
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@final
+class RedisBroker:
+    """Runs and records in Redis (see the module's docstring)."""
+
+    def __init__(self, config: QueueSettings) -> None:
+        redis = _import_redis()
+        self.settings = config
+        self._redis = redis.Redis.from_url(config.url, socket_timeout=None)
+        self._ResponseError = redis.ResponseError
+        self.prefix = f"af:{{{config.namespace}}}:"
+        self._lease_ms = int(config.lease * 1000)
+        self._renew = self._redis.register_script(_RENEW)
+        self._update = self._redis.register_script(_UPDATE)
+        self._finish = self._redis.register_script(_FINISH)
+        self._claim = self._redis.register_script(_CLAIM)
+        self._release = self._redis.register_script(_RELEASE)
+        self._groups: set[str] = set()
+        self._last_autoclaim = 0.0
+        self._lock = threading.Lock()
+
+    def _record_key(self, run_id: str) -> str:
+        return f"{self.prefix}r:{run_id}"
+
+    def _stream(self, task_key: str) -> str:
+        return f"{self.prefix}q:{task_key}"
+
+    def _ensure_groups(self, task_keys: Sequence[str]) -> None:
+        for key in task_keys:
+            if key in self._groups:
+                continue
+            try:
+                self._redis.xgroup_create(self._stream(key), GROUP, id="0", mkstream=True)
+            except self._ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+            self._redis.sadd(f"{self.prefix}keys", key)
+            with self._lock:
+                self._groups.add(key)
+
+    # -- producers ------------------------------------------------------------------------------
+    def enqueue(self, runs: Sequence[NewRun]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        keys = set()
+        for r in runs:
+            pipe.hset(
+                self._record_key(r.id),
+                mapping={
+                    "t": "SCHEDULED",
+                    "n": "Scheduled",
+                    "ts": r.scheduled_ns,
+                    "rp": r.reply,
+                    "k": r.task_key,
+                    "dl": 0,
+                },
+            )
+            pipe.xadd(self._stream(r.task_key), {"id": r.id, "n": r.name, "p": r.payload})
+            keys.add(r.task_key)
+        pipe.sadd(f"{self.prefix}keys", *keys)
+        pipe.execute()
+
+    # -- workers --------------------------------------------------------------------------------
+    def claim(
+        self, worker: str, task_keys: Sequence[str], count: int, block: float
+    ) -> tuple[list[Delivery], list[Delivery]]:
+        self._ensure_groups(task_keys)
+        entries: list[tuple[str, str, dict[bytes, bytes]]] = []
+        now = time.monotonic()
+        if now - self._last_autoclaim > min(1.0, self.settings.lease / 4):
+            self._last_autoclaim = now
+            for key in task_keys:
+                stream = self._stream(key)
+                _, found, _ = self._redis.xautoclaim(
+                    stream, GROUP, worker, self._lease_ms, "0-0", count=count - len(entries)
+                )
+                entries += [(key, _s(eid), fields) for eid, fields in found if fields]
+                if len(entries) >= count:
+                    break
+        if not entries:
+            streams = {self._stream(k): ">" for k in task_keys}
+            got = self._redis.xreadgroup(
+                GROUP,
+                worker,
+                streams,
+                count=count,
+                block=None if block <= 0 else max(1, int(block * 1000)),
+            )
+            prefix_len = len(self.prefix) + 2
+            for stream, found in got or ():
+                key = _s(stream)[prefix_len:]
+                entries += [(key, _s(eid), fields) for eid, fields in found if fields]
+        if not entries:
+            return [], []
+        pipe = self._redis.pipeline(transaction=False)
+        ts = time.time_ns()
+        for key, eid, fields in entries:
+            run_id = _s(fields[b"id"])
+            self._claim(
+                keys=[self._record_key(run_id), self._stream(key)],
+                args=[GROUP, eid, ts],
+                client=pipe,
+            )
+        tokens = pipe.execute()
+        claimed: list[Delivery] = []
+        dead: list[Delivery] = []
+        limit = self.settings.max_deliveries
+        for (key, eid, fields), token in zip(entries, tokens, strict=True):
+            if not token:
+                continue
+            d = Delivery(
+                _s(fields[b"id"]), key, _s(fields.get(b"n", b"")), fields[b"p"], int(token), eid
+            )
+            (dead if d.token > limit else claimed).append(d)
+        if dead:
+            message = dead_letter_message(limit)
+            data = dead_letter_data(limit)
+            record = Record("CRASHED", "Crashed", time.time_ns(), message, data, True)
+            self.finish([(d, record) for d in dead])
+        return claimed, dead
+
+    def renew(self, worker: str, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        pipe = self._redis.pipeline(transaction=False)
+        for d in deliveries:
+            self._renew(
+                keys=[self._record_key(d.id), self._stream(d.task_key)],
+                args=[GROUP, d.handle, d.token, worker],
+                client=pipe,
+            )
+        held = pipe.execute()
+        return [d for d, ok in zip(deliveries, held, strict=True) if not ok]
+
+    def update(self, updates: Sequence[tuple[Delivery, Record]]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for d, r in updates:
+            self._update(
+                keys=[self._record_key(d.id)],
+                args=[d.token, r.type, r.name, r.timestamp_ns, r.message or ""],
+                client=pipe,
+            )
+        pipe.execute()
+
+    def finish(self, outcomes: Sequence[tuple[Delivery, Record]]) -> list[bool]:
+        pipe = self._redis.pipeline(transaction=False)
+        for d, r in outcomes:
+            self._finish(
+                keys=[self._record_key(d.id), self._stream(d.task_key)],
+                args=[
+                    GROUP,
+                    d.handle,
+                    d.token,
+                    r.type,
+                    r.name,
+                    r.timestamp_ns,
+                    r.message or "",
+                    r.data or b"",
+                    self.prefix,
+                    RESULT_TTL,
+                    d.id,
+                ],
+                client=pipe,
+            )
+        return [bool(won) for won in pipe.execute()]
+
+    def release(self, deliveries: Sequence[Delivery]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for d in deliveries:
+            self._release(
+                keys=[self._record_key(d.id), self._stream(d.task_key)],
+                args=[GROUP, d.handle, d.token, "released", self._lease_ms + 1],
+                client=pipe,
+            )
+        pipe.execute()
+        self._last_autoclaim = 0.0
+
+    # -- readers --------------------------------------------------------------------------------
+    def read(self, ids: Sequence[str]) -> list[Record | None]:
+        pipe = self._redis.pipeline(transaction=False)
+        for run_id in ids:
+            pipe.hmget(self._record_key(run_id), "t", "n", "ts", "m", "d", "f")
+        records: list[Record | None] = []
+        for fields in pipe.execute():
+            t, n, ts, m, d, f = fields
+            if t is None:
+                records.append(None)
+                continue
+            records.append(Record(_s(t), _s(n), int(ts or 0), _s(m) or None, d or None, f == b"1"))
+        return records
+
+    def finished_since(self, reply: str, block: float) -> list[str]:
+        key = f"{self.prefix}done:{reply}"
+        first = self._redis.blpop([key], timeout=block) if block > 0 else self._redis.lpop(key)
+        if not first:
+            return []
+        ids = [_s(first[1] if isinstance(first, (list, tuple)) else first)]
+        more = self._redis.lpop(key, 10_000)
+        ids += [_s(i) for i in more or ()]
+        return ids
+
+    def queued(self) -> dict[str, int]:
+        keys = [_s(k) for k in self._redis.smembers(f"{self.prefix}keys")]
+        pipe = self._redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.xlen(self._stream(key))
+        return {k: n for k, n in zip(keys, pipe.execute(), strict=True) if n}
+
+    def close(self) -> None:
+        self._redis.close()
+        self._redis.connection_pool.disconnect()

@@ -103,7 +103,9 @@ class Client:
         self._written: dict[str, BaseException | None] = {}  # ids handed over -> write error
         self._sender: threading.Thread | None = None
         self._watching: dict[str, threading.Event] = {}
-        self._ended: set[str] = set()
+        #: Records of runs of this process that ended, read in batches as they end, until a
+        #: future takes its own (at most _KEPT of them: older ones are read again if needed).
+        self._ended: dict[str, Record | None] = {}
         self._watcher: threading.Thread | None = None
         self._closed = False
 
@@ -173,8 +175,10 @@ class Client:
             self._cond.notify_all()
 
     # watching
-    def ended(self, run_id: str) -> bool:
-        return run_id in self._ended
+    def take_record(self, run_id: str) -> Record | None:
+        """The final record of a run this process saw end, if it was read (and not taken)."""
+        with self._cond:
+            return self._ended.pop(run_id, None)
 
     def watch(self, run_id: str) -> threading.Event:
         """An event set once the run is known to be final."""
@@ -203,8 +207,16 @@ class Client:
                 continue
             if not ids:
                 continue
+            try:
+                records = self.broker.read(ids)
+            except Exception:
+                records = [None] * len(ids)
             with self._cond:
-                self._ended.update(ids)
+                ended = self._ended
+                for run_id, record in zip(ids, records, strict=True):
+                    ended[run_id] = record if record is not None and record.final else None
+                while len(ended) > _KEPT:
+                    del ended[next(iter(ended))]
                 for run_id in ids:
                     event = self._watching.pop(run_id, None)
                     if event is not None:
@@ -212,6 +224,7 @@ class Client:
 
 
 _UNWRITTEN: Any = object()
+_KEPT = 100_000
 _clients: dict[QueueSettings, Client] = {}
 _clients_lock = threading.Lock()
 
@@ -347,7 +360,10 @@ class BackgroundTaskFuture(Generic[R]):
         c = self._client
         if c is not None and c._written.get(self._id) is _UNWRITTEN:
             return state_of(self._id, None)  # still on its way: Scheduled
-        state = state_of(self._id, self._broker().read([self._id])[0])
+        record = c.take_record(self._id) if c is not None else None
+        if record is None:
+            record = self._broker().read([self._id])[0]
+        state = state_of(self._id, record)
         if state.is_final():
             self._final = state
         return state

@@ -2,7 +2,8 @@
 
 Keys share the hash tag ``{namespace}`` (one slot): a stream ``af:{ns}:q:<task_key>`` per task
 with the consumer group ``workers``; a hash ``af:{ns}:r:<run id>`` per run (state, outcome,
-``dl``: deliveries so far, which is the fencing token); a list ``af:{ns}:done:<reply>`` per
+``dl``: deliveries so far, which is the fencing token; made at the first claim: a run with no
+record is Scheduled); a list ``af:{ns}:done:<reply>`` per
 producer, told the ids of its runs as they end. Every fenced step is one Lua script (atomic on
 the server); batches of them go in one pipeline, one round trip.
 
@@ -78,15 +79,15 @@ end
 return 1
 """
 
-# KEYS: record, stream.  ARGV: group, entry id.  A new delivery: the new token, or 0 for a run
-# already final (its entry is dropped).
+# KEYS: record, stream.  ARGV: group, entry id, ts, reply.  A new delivery: the new token, or 0
+# for a run already final (its entry is dropped).
 _CLAIM = """
 if redis.call('HGET', KEYS[1], 'f') == '1' then
   redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
   redis.call('XDEL', KEYS[2], ARGV[2])
   return 0
 end
-redis.call('HSET', KEYS[1], 't', 'PENDING', 'n', 'Pending', 'ts', ARGV[3])
+redis.call('HSET', KEYS[1], 't', 'PENDING', 'n', 'Pending', 'ts', ARGV[3], 'rp', ARGV[4])
 return redis.call('HINCRBY', KEYS[1], 'dl', 1)
 """
 
@@ -127,14 +128,40 @@ class RedisBroker:
         self._ResponseError = redis.ResponseError
         self.prefix = f"af:{{{config.namespace}}}:"
         self._lease_ms = int(config.lease * 1000)
-        self._renew = self._redis.register_script(_RENEW)
-        self._update = self._redis.register_script(_UPDATE)
-        self._finish = self._redis.register_script(_FINISH)
-        self._claim = self._redis.register_script(_CLAIM)
-        self._release = self._redis.register_script(_RELEASE)
+        self._NoScriptError = redis.exceptions.NoScriptError
+        self._scripts = {
+            "renew": _RENEW,
+            "update": _UPDATE,
+            "finish": _FINISH,
+            "claim": _CLAIM,
+            "release": _RELEASE,
+        }
+        self._sha: dict[str, str] = {}
         self._groups: set[str] = set()
         self._last_autoclaim = 0.0
         self._lock = threading.Lock()
+
+    def _load_scripts(self) -> None:
+        for name, text in self._scripts.items():
+            self._sha[name] = _s(self._redis.script_load(text))
+
+    def _scripted(self, calls: Sequence[tuple[str, Sequence[Any], Sequence[Any]]]) -> list[Any]:
+        """Run ``(script, keys, args)`` calls in one pipeline, one round trip (EVALSHA: the
+        scripts are loaded once, and again if the server forgot them)."""
+        if not self._sha:
+            self._load_scripts()
+        for attempt in (1, 2):
+            pipe = self._redis.pipeline(transaction=False)
+            sha = self._sha
+            for name, keys, args in calls:
+                pipe.execute_command("EVALSHA", sha[name], len(keys), *keys, *args)
+            try:
+                return list(pipe.execute())
+            except self._NoScriptError:
+                if attempt == 2:
+                    raise
+                self._load_scripts()
+        raise AssertionError("unreachable")
 
     def _record_key(self, run_id: str) -> str:
         return f"{self.prefix}r:{run_id}"
@@ -157,21 +184,15 @@ class RedisBroker:
 
     # -- producers ------------------------------------------------------------------------------
     def enqueue(self, runs: Sequence[NewRun]) -> None:
+        # One XADD per run: its record is made when a worker first claims it (until then a
+        # run is Scheduled, as a missing record reads).
         pipe = self._redis.pipeline(transaction=False)
         keys = set()
         for r in runs:
-            pipe.hset(
-                self._record_key(r.id),
-                mapping={
-                    "t": "SCHEDULED",
-                    "n": "Scheduled",
-                    "ts": r.scheduled_ns,
-                    "rp": r.reply,
-                    "k": r.task_key,
-                    "dl": 0,
-                },
+            pipe.xadd(
+                self._stream(r.task_key),
+                {"id": r.id, "n": r.name, "p": r.payload, "rp": r.reply, "ts": r.scheduled_ns},
             )
-            pipe.xadd(self._stream(r.task_key), {"id": r.id, "n": r.name, "p": r.payload})
             keys.add(r.task_key)
         pipe.sadd(f"{self.prefix}keys", *keys)
         pipe.execute()
@@ -208,16 +229,17 @@ class RedisBroker:
                 entries += [(key, _s(eid), fields) for eid, fields in found if fields]
         if not entries:
             return [], []
-        pipe = self._redis.pipeline(transaction=False)
         ts = time.time_ns()
-        for key, eid, fields in entries:
-            run_id = _s(fields[b"id"])
-            self._claim(
-                keys=[self._record_key(run_id), self._stream(key)],
-                args=[GROUP, eid, ts],
-                client=pipe,
-            )
-        tokens = pipe.execute()
+        tokens = self._scripted(
+            [
+                (
+                    "claim",
+                    (self._record_key(_s(f[b"id"])), self._stream(k)),
+                    (GROUP, eid, ts, f.get(b"rp", b"")),
+                )
+                for k, eid, f in entries
+            ]
+        )
         claimed: list[Delivery] = []
         dead: list[Delivery] = []
         limit = self.settings.max_deliveries
@@ -236,57 +258,67 @@ class RedisBroker:
         return claimed, dead
 
     def renew(self, worker: str, deliveries: Sequence[Delivery]) -> list[Delivery]:
-        pipe = self._redis.pipeline(transaction=False)
-        for d in deliveries:
-            self._renew(
-                keys=[self._record_key(d.id), self._stream(d.task_key)],
-                args=[GROUP, d.handle, d.token, worker],
-                client=pipe,
-            )
-        held = pipe.execute()
+        held = self._scripted(
+            [
+                (
+                    "renew",
+                    (self._record_key(d.id), self._stream(d.task_key)),
+                    (GROUP, d.handle, d.token, worker),
+                )
+                for d in deliveries
+            ]
+        )
         return [d for d, ok in zip(deliveries, held, strict=True) if not ok]
 
     def update(self, updates: Sequence[tuple[Delivery, Record]]) -> None:
-        pipe = self._redis.pipeline(transaction=False)
-        for d, r in updates:
-            self._update(
-                keys=[self._record_key(d.id)],
-                args=[d.token, r.type, r.name, r.timestamp_ns, r.message or ""],
-                client=pipe,
-            )
-        pipe.execute()
+        self._scripted(
+            [
+                (
+                    "update",
+                    (self._record_key(d.id),),
+                    (d.token, r.type, r.name, r.timestamp_ns, r.message or ""),
+                )
+                for d, r in updates
+            ]
+        )
 
     def finish(self, outcomes: Sequence[tuple[Delivery, Record]]) -> list[bool]:
-        pipe = self._redis.pipeline(transaction=False)
-        for d, r in outcomes:
-            self._finish(
-                keys=[self._record_key(d.id), self._stream(d.task_key)],
-                args=[
-                    GROUP,
-                    d.handle,
-                    d.token,
-                    r.type,
-                    r.name,
-                    r.timestamp_ns,
-                    r.message or "",
-                    r.data or b"",
-                    self.prefix,
-                    RESULT_TTL,
-                    d.id,
-                ],
-                client=pipe,
-            )
-        return [bool(won) for won in pipe.execute()]
+        prefix = self.prefix
+        won = self._scripted(
+            [
+                (
+                    "finish",
+                    (self._record_key(d.id), self._stream(d.task_key)),
+                    (
+                        GROUP,
+                        d.handle,
+                        d.token,
+                        r.type,
+                        r.name,
+                        r.timestamp_ns,
+                        r.message or "",
+                        r.data or b"",
+                        prefix,
+                        RESULT_TTL,
+                        d.id,
+                    ),
+                )
+                for d, r in outcomes
+            ]
+        )
+        return [bool(w) for w in won]
 
     def release(self, deliveries: Sequence[Delivery]) -> None:
-        pipe = self._redis.pipeline(transaction=False)
-        for d in deliveries:
-            self._release(
-                keys=[self._record_key(d.id), self._stream(d.task_key)],
-                args=[GROUP, d.handle, d.token, "released", self._lease_ms + 1],
-                client=pipe,
-            )
-        pipe.execute()
+        self._scripted(
+            [
+                (
+                    "release",
+                    (self._record_key(d.id), self._stream(d.task_key)),
+                    (GROUP, d.handle, d.token, "released", self._lease_ms + 1),
+                )
+                for d in deliveries
+            ]
+        )
         self._last_autoclaim = 0.0
 
     # -- readers --------------------------------------------------------------------------------

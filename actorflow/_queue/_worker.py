@@ -21,6 +21,7 @@ import signal
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any, final
@@ -52,6 +53,8 @@ logger = logging.getLogger("actorflow.task_worker")
 
 #: How long a stopping worker lets running runs finish before it leaves them to others.
 DEFAULT_GRACE = 10.0
+#: Threads for sync bodies at most, unless given (Prefect's workers share anyio's 40).
+DEFAULT_THREADS = 40
 
 
 @attrs.frozen
@@ -98,6 +101,7 @@ class TaskWorker:
         limit: int | None = 10,
         config: QueueSettings | None = None,
         grace: float = DEFAULT_GRACE,
+        threads: int | None = None,
     ) -> None:
         if not tasks:
             raise ValueError("A task worker needs at least one task to serve")
@@ -112,13 +116,17 @@ class TaskWorker:
             raise ValueError(f"'limit' must be a positive integer, got {limit!r}")
         self.tasks: dict[str, Task[Any, Any]] = {t.task_key: t for t in tasks}
         self.limit = limit
+        #: Threads for sync bodies: the runs in flight beyond them wait for one, leased.
+        self.threads = threads or min(limit, DEFAULT_THREADS)
         self.grace = grace
         self.config = config or settings()
         self.broker: Broker = broker(self.config)
         self.name = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
         self._cond = threading.Condition()
         self._active: dict[str, Delivery] = {}
-        self._updates: dict[str, tuple[Delivery, Record]] = {}
+        #: Non-final states to record, appended by observers without a lock (a deque's append
+        #: is atomic), written within 50 ms or with the next outcomes.
+        self._updates: deque[tuple[Delivery, Record]] = deque()
         self._finished: list[tuple[Delivery, Record]] = []
         #: Outcomes not yet known to be written, by run id, under the lease to write them with.
         self._outcomes: dict[str, tuple[Delivery, Record]] = {}
@@ -234,10 +242,6 @@ class TaskWorker:
                 self.name,
                 len(left),
             )
-            # Their updates must not follow the release.
-            with self._cond:
-                for d in left:
-                    self._updates.pop(d.id, None)
             with contextlib.suppress(Exception):
                 self.broker.release(left)
         with self._cond:
@@ -307,7 +311,7 @@ class TaskWorker:
         else:
             pool = self._pool
             if pool is None:
-                pool = self._pool = runtime.new_pool(self.limit, "actorflow-task-worker")
+                pool = self._pool = runtime.new_pool(self.threads, "actorflow-task-worker")
             pool.submit(drive_queued, run)
 
     def _upstream_done(self, d: Delivery, wait_for: Sequence[str]) -> bool:
@@ -329,19 +333,17 @@ class TaskWorker:
 
     def _observed(self, d: Delivery, event: TransitionEvent) -> None:
         state = event.state
-        if state.is_final():
-            return  # written with the outcome, once the run (hooks included) is done
-        with self._cond:
-            if d.id in self._active:
-                self._updates[d.id] = (d, _record(state, False))
-                self._cond.notify_all()
+        if state.is_final() or state.type is StateType.PENDING:
+            # Pending is written by the claim; a final state with the outcome, once the run
+            # (hooks included) is done.
+            return
+        self._updates.append((d, _record(state, False)))
 
     def _end(self, d: Delivery, state: State[Any]) -> None:
         record = _record(state, True)
         with self._cond:
             if self._active.pop(d.id, None) is None:
                 return  # released by a stopping worker: another one has it now
-            self._updates.pop(d.id, None)
             self._finished.append((d, record))
             self._outcomes[d.id] = (d, record)
             self._cond.notify_all()
@@ -351,12 +353,18 @@ class TaskWorker:
         while True:
             with self._cond:
                 while not self._updates and not self._finished and not self._writer_done:
-                    self._cond.wait()
+                    self._cond.wait(0.05)  # updates come without a notify
                 if not self._updates and not self._finished:
                     return
-                updates = list(self._updates.values())
-                self._updates.clear()
                 finished, self._finished = self._finished, []
+            latest: dict[str, tuple[Delivery, Record]] = {}
+            pending = self._updates
+            while pending:
+                update = pending.popleft()
+                latest[update[0].id] = update
+            ended = {d.id for d, _ in finished}
+            active = self._active  # a released run's updates are dropped too
+            updates = [u for key, u in latest.items() if key not in ended and key in active]
             try:
                 if updates:
                     self.broker.update(updates)
@@ -395,10 +403,9 @@ class TaskWorker:
             )
 
     def _heartbeat_loop(self) -> None:
+        # Until the worker has stopped: runs finishing within the grace keep their leases.
         every = self.config.lease / 3
-        while not self._writer_done:
-            if self._stop.wait(every) and self._writer_done:
-                return
+        while not self._stopped.wait(every):
             with self._cond:  # running, or ended with the outcome still to write
                 held = [*self._active.values(), *(d for d, _ in self._outcomes.values())]
             if not held:

@@ -370,6 +370,10 @@ def _queue_cases(latency: bool) -> list[Case]:
     return [
         Case("actorflow/sqlite", "sync", make("sqlite")),
         Case("actorflow/redis", "sync", make("redis"), wq.redis_missing),
+        *(
+            Case(peer, "sync", make(peer), functools.partial(wq.peer_missing, peer))
+            for peer in wq.PEERS
+        ),
     ]
 
 

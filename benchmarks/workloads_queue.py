@@ -149,14 +149,72 @@ class QueueBench:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
-_benches: dict[str, QueueBench] = {}
+#: The job queues compared, each a module of ``benchmarks.queue_peers`` (the bench-queue extra).
+PEERS = {"dramatiq": "dramatiq", "taskiq": "taskiq_redis", "celery": "celery", "arq": "arq"}
 
 
-def bench_for(kind: str) -> QueueBench:
-    """The broker's bench (worker process started on first use; see :func:`close_benches`)."""
+def peer_missing(peer: str) -> str | None:
+    import importlib.util
+
+    package = PEERS[peer]
+    if importlib.util.find_spec(package) is None:
+        return f"{package} is not installed (pip install -e '.[bench-queue]')"
+    return redis_missing()
+
+
+class PeerBench:
+    """One job queue on the same Redis, its worker process serving the same trivial task."""
+
+    def __init__(self, peer: str) -> None:
+        import importlib
+
+        self.kind = peer
+        self.namespace = f"bench-{uuid.uuid4().hex[:12]}"
+        os.environ["BENCH_REDIS_URL"] = REDIS_URL
+        os.environ["BENCH_QUEUE_NS"] = self.namespace
+        self.app: Any = importlib.import_module(f"benchmarks.queue_peers.{peer}_app")
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", *self.app.WORKER],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        assert self.app.results([0]) == [1]  # ready
+
+    def results(self, xs: list[int]) -> list[int]:
+        return list(self.app.results(xs))
+
+    def one_by_one(self, xs: list[int]) -> list[int]:
+        return list(self.app.one_by_one(xs))
+
+    def close(self) -> None:
+        self.worker.terminate()
+        try:
+            self.worker.wait(15)
+        except subprocess.TimeoutExpired:
+            self.worker.kill()
+            self.worker.wait(15)
+        import redis
+
+        r = redis.Redis.from_url(REDIS_URL)
+        keys = list(r.scan_iter(match=f"*{self.namespace}*", count=1000))
+        for start in range(0, len(keys), 1000):
+            r.delete(*keys[start : start + 1000])
+        r.close()
+
+
+_benches: dict[str, QueueBench | PeerBench] = {}
+
+
+def bench_for(kind: str) -> QueueBench | PeerBench:
+    """The bench of a broker or peer (its worker process started on first use; see
+    :func:`close_benches`)."""
     bench = _benches.get(kind)
     if bench is None:
-        bench = _benches[kind] = QueueBench(kind)
+        bench = _benches[kind] = PeerBench(kind) if kind in PEERS else QueueBench(kind)
     return bench
 
 
@@ -173,7 +231,7 @@ def percentile(values: list[float], q: float) -> float:
 def main(argv: list[str]) -> int:
     n = int(argv[0]) if argv else 10_000
     samples = int(argv[1]) if len(argv) > 1 else 500
-    print(f"| broker | runs/s (.delay x {n:,}) | runs/s (map deferred) | p50 | p99 |")
+    print(f"| queue | runs/s ({n:,} queued, results read) | runs/s (map deferred) | p50 | p99 |")
     print("|---|---|---|---|---|")
     for kind in BROKERS:
         if kind == "redis" and redis_missing():
@@ -187,7 +245,29 @@ def main(argv: list[str]) -> int:
         finally:
             bench.close()
         print(
-            f"| {kind} | {rate:,.0f} | {rate_map:,.0f} | {statistics.median(lat) * 1e3:.2f} ms | "
+            f"| actorflow/{kind} | {rate:,.0f} | {rate_map:,.0f} | "
+            f"{statistics.median(lat) * 1e3:.2f} ms | {percentile(lat, 0.99) * 1e3:.2f} ms |"
+        )
+    for peer in PEERS:
+        reason = peer_missing(peer)
+        if reason:
+            print(f"| {peer} | {reason} | | | |")
+            continue
+        peer_bench = PeerBench(peer)
+        try:
+            xs = list(range(n))
+            start = time.perf_counter()
+            assert peer_bench.results(xs) == [x + 1 for x in xs]
+            rate = n / (time.perf_counter() - start)
+            lat = []
+            for x in range(samples):
+                start = time.perf_counter()
+                peer_bench.one_by_one([x])
+                lat.append(time.perf_counter() - start)
+        finally:
+            peer_bench.close()
+        print(
+            f"| {peer} | {rate:,.0f} | | {statistics.median(lat) * 1e3:.2f} ms | "
             f"{percentile(lat, 0.99) * 1e3:.2f} ms |"
         )
     return 0

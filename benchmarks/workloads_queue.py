@@ -71,7 +71,7 @@ class QueueBench:
         env = dict(os.environ, ACTORFLOW_LOGGING_LEVEL="WARNING", PYTHONPATH=str(ROOT))
         command = [sys.executable, "-m", "actorflow", "worker", "benchmarks._queue_tasks:inc"]
         self.worker = subprocess.Popen(
-            [*command, "--limit", str(limit)],
+            [*command, "--limit", str(limit), *os.environ.get("BENCH_WORKER_ARGS", "").split()],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -24,6 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for sync task bodies (default: the limit, at most 40)",
+    )
+    parser.add_argument(
         "--grace",
         type=float,
         default=None,
@@ -63,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         tasks = [load_task(reference) for reference in args.tasks]
         options: dict[str, Any] = {} if args.grace is None else {"grace": args.grace}
+        if args.threads is not None:
+            if args.threads < 1:
+                raise ValueError(f"--threads must be at least 1, got {args.threads}")
+            options["threads"] = args.threads
         worker = TaskWorker(*tasks, limit=args.limit, **options)
     except (ValueError, TypeError, ImportError) as exc:
         print(f"actorflow worker: {exc}", file=sys.stderr)

@@ -66,7 +66,30 @@ def _float_env(name: str, default: float) -> float:
     return value
 
 
+_ENV = (
+    "ACTORFLOW_BROKER_URL",
+    "ACTORFLOW_HOME",
+    "ACTORFLOW_QUEUE_NAMESPACE",
+    "ACTORFLOW_QUEUE_LEASE",
+    "ACTORFLOW_QUEUE_MAX_DELIVERIES",
+)
+_read: dict[tuple[str | None, ...], QueueSettings] = {}
+
+
 def settings() -> QueueSettings:
+    """The queue configuration, read from the environment at each use (see :func:`_settings`)."""
+    environ = os.environ
+    key = tuple(environ.get(name) for name in _ENV)
+    found = _read.get(key)
+    if found is None:
+        found = _settings()
+        if len(_read) > 64:
+            _read.clear()
+        _read[key] = found
+    return found
+
+
+def _settings() -> QueueSettings:
     """The queue configuration, read from the environment at each use.
 
     ``ACTORFLOW_BROKER_URL``: ``redis://host:port/db`` for Redis, ``sqlite:///path`` for a SQLite

@@ -337,13 +337,15 @@ class RedisBroker:
 
     def finished_since(self, reply: str, block: float) -> list[str]:
         key = f"{self.prefix}done:{reply}"
-        first = self._redis.blpop([key], timeout=block) if block > 0 else self._redis.lpop(key)
-        if not first:
-            return []
-        ids = [_s(first[1] if isinstance(first, (list, tuple)) else first)]
-        more = self._redis.lpop(key, 10_000)
-        ids += [_s(i) for i in more or ()]
-        return ids
+        # One round trip: the blocking pop, then (right after it, on the server) the rest.
+        pipe = self._redis.pipeline(transaction=False)
+        if block > 0:
+            pipe.blpop([key], timeout=block)
+        pipe.lpop(key, 10_000)
+        got = pipe.execute()
+        first = got[0] if block > 0 else None
+        ids = [_s(first[1])] if first else []
+        return ids + [_s(i) for i in got[-1] or ()]
 
     def queued(self) -> dict[str, int]:
         keys = [_s(k) for k in self._redis.smembers(f"{self.prefix}keys")]

@@ -23,6 +23,7 @@ PUBLIC = [
     "actorflow.flows",
     "actorflow.runtime",
     "actorflow.utilities.annotations",
+    "actorflow.task_worker",
 ]
 
 
@@ -53,6 +54,8 @@ def test_all_lists_existing_public_names(name: str) -> None:
         ("actorflow.exceptions.CancelledRun", "actorflow.exceptions"),
         ("actorflow.Task", "actorflow"),
         ("actorflow.Flow", "actorflow"),
+        ("actorflow.futures.BackgroundTaskFuture", "actorflow.futures"),
+        ("actorflow.task_worker.TaskWorker", "actorflow.task_worker"),
     ],
 )
 def test_classes_report_their_public_module(path: str, public_module: str) -> None:

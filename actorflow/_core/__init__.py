@@ -76,8 +76,8 @@ from ._records import TransitionEvent as TransitionEvent
 from ._records import add_sink as add_sink
 from ._records import event_for as event_for
 from ._records import observe as observe
-from ._records import remove_sink as remove_sink
 from ._records import observers as observers
+from ._records import remove_sink as remove_sink
 from ._resolve import allow_failure as allow_failure
 from ._resolve import map_futures as map_futures
 from ._resolve import map_over as map_over

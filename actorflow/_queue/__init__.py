@@ -6,9 +6,9 @@ for the backends, ``_client.py`` for the producing side and ``_worker.py`` for t
 
 from ._broker import Broker as Broker
 from ._broker import QueueSettings as QueueSettings
-from ._broker import broker as broker
-from ._broker import close_brokers as close_brokers
 from ._broker import settings as settings
+from ._brokers import broker as broker
+from ._brokers import close_brokers as close_brokers
 from ._client import BackgroundTaskFuture as BackgroundTaskFuture
 from ._client import client as client
 from ._client import close_clients as close_clients

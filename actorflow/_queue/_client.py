@@ -21,19 +21,31 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+from typing import Any, Generic, Protocol, TypeVar, final
 
 from .._core import (
     State,
     StateType,
+    TaskSpec,
     TransitionEvent,
     observers,
     runtime,
 )
-from ._broker import Broker, NewRun, QueueSettings, Record, broker, settings
+from ._broker import Broker, NewRun, QueueSettings, Record, settings
+from ._brokers import broker
 
-if TYPE_CHECKING:
-    from .._tasks import Task
+
+class QueuedTask(Protocol):
+    """What the queue needs of a task (a ``Task``, which sits above the queue: ``Task.delay``
+    and ``Task.serve`` call down into it)."""
+
+    @property
+    def task_key(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def spec(self) -> TaskSpec: ...
+
 
 __all__ = [
     "BackgroundTaskFuture",
@@ -68,7 +80,7 @@ def _dumps(obj: Any) -> bytes:
 
 
 def dump_arguments(
-    task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: list[str]
+    task: QueuedTask, args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: list[str]
 ) -> bytes:
     """``(args, kwargs, wait_for)`` pickled; an argument that cannot be is named in the error."""
     task.spec.bind(args, kwargs)  # wrong arguments fail here, named (ParameterBindError)
@@ -278,7 +290,7 @@ atexit.register(close_clients)
 
 # -- delaying -----------------------------------------------------------------------------------
 def delay_runs(
-    task: Task[Any, Any], calls: Sequence[tuple[tuple[Any, ...], dict[str, Any]]], wait_for: Any
+    task: QueuedTask, calls: Sequence[tuple[tuple[Any, ...], dict[str, Any]]], wait_for: Any
 ) -> list[BackgroundTaskFuture[Any]]:
     """Queue one run of ``task`` per ``(args, kwargs)``; their futures, at once."""
     waits = [_future_id(f) for f in (wait_for or ())]

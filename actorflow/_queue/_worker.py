@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Any, final
+from typing import Any, final
 
 import attrs
 
@@ -34,6 +34,7 @@ from .._core import (
     State,
     StateType,
     TaskRun,
+    TaskSpec,
     TransitionEvent,
     WorkerPool,
     drive_async,
@@ -41,11 +42,9 @@ from .._core import (
     observers,
     runtime,
 )
-from ._broker import Broker, Delivery, QueueSettings, Record, broker, settings
-from ._client import state_of
-
-if TYPE_CHECKING:
-    from .._tasks import Task
+from ._broker import Broker, Delivery, QueueSettings, Record, settings
+from ._brokers import broker
+from ._client import QueuedTask, state_of
 
 __all__ = ["TaskWorker", "WorkerStatistics", "serve"]
 
@@ -97,7 +96,7 @@ class TaskWorker:
 
     def __init__(
         self,
-        *tasks: Task[Any, Any],
+        *tasks: QueuedTask,
         limit: int | None = 10,
         config: QueueSettings | None = None,
         grace: float = DEFAULT_GRACE,
@@ -105,16 +104,14 @@ class TaskWorker:
     ) -> None:
         if not tasks:
             raise ValueError("A task worker needs at least one task to serve")
-        from .._tasks import Task
-
         for t in tasks:
-            if not isinstance(t, Task):
+            if not isinstance(getattr(t, "spec", None), TaskSpec):
                 raise TypeError(f"A task worker serves tasks (made with @task), got {t!r}")
         if limit is None:
             limit = 10_000
         if not isinstance(limit, int) or limit < 1:
             raise ValueError(f"'limit' must be a positive integer, got {limit!r}")
-        self.tasks: dict[str, Task[Any, Any]] = {t.task_key: t for t in tasks}
+        self.tasks: dict[str, QueuedTask] = {t.task_key: t for t in tasks}
         self.limit = limit
         #: Threads for sync bodies: the runs in flight beyond them wait for one, leased.
         self.threads = threads or min(limit, DEFAULT_THREADS)
@@ -302,7 +299,7 @@ class TaskWorker:
         finally:
             observers.reset(token)
         run.add_done_callback(lambda: self._end(d, run.state))
-        if task.isasync:
+        if task.spec.is_async:
             group = self._group
             if group is None:
                 group = self._group = LoopGroup()
@@ -427,7 +424,7 @@ def _start_in_group(group: LoopGroup, run: TaskRun) -> None:
         run.never_started(f"Could not start the task run: {type(exc).__name__}: {exc}")
 
 
-def serve(*tasks: Task[Any, Any], limit: int | None = 10, timeout: float | None = None) -> Any:
+def serve(*tasks: QueuedTask, limit: int | None = 10, timeout: float | None = None) -> Any:
     """Serve ``tasks`` until stopped (SIGTERM, Ctrl-C) or ``timeout`` seconds pass.
 
     Called from async code (asyncio or trio) it returns an awaitable, as in Prefect; the worker

@@ -226,6 +226,45 @@ def test_killed_workers_run_is_finished_by_another(queue: str, tmp_path: Path) -
     assert future.state.name == "Completed"
 
 
+@pytest.mark.slow
+def test_journal_keeps_every_delivery_of_a_redelivered_run(
+    queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actorflow.journal import Journal
+
+    journal_path = tmp_path / "journal.db"
+    monkeypatch.setenv("ACTORFLOW_JOURNAL", str(journal_path))  # the workers' journal
+    marker = tmp_path / "started"
+    future = bt.until_killed.delay(str(marker))
+    first = worker_process("until_killed")
+    try:
+        wait_for_file(marker)
+        reader = Journal.open(journal_path)
+        deadline = time.monotonic() + 10
+        while True:  # the first worker's Running is in the journal before it dies
+            try:
+                if reader.run(future._id).state_name == "Running":
+                    break
+            except KeyError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        first.kill()
+        first.wait(30)
+    second = worker_process("until_killed")
+    try:
+        assert future.result(timeout=30) == "second"
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(30) == 0
+    record = reader.run(future._id)
+    names = [t.state_name for t in record.transitions]
+    assert names == ["Pending", "Running", "Pending", "Running", "Completed"], names
+    assert record.state_name == "Completed" and record.pid == second.pid
+    reader.close()
+
+
 def test_stale_worker_is_fenced(queue: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ACTORFLOW_QUEUE_LEASE", "0.2")
     future = bt.add.delay(1, 2)

@@ -52,7 +52,10 @@ CREATE TABLE IF NOT EXISTS runs (
     end_ns INTEGER,
     process TEXT NOT NULL,
     -- every transition, oldest first: a JSON list of [type, name, ts_ns, message, traceback]
-    history TEXT NOT NULL
+    history TEXT NOT NULL,
+    -- the transitions of earlier deliveries of the run, by other processes (a background run
+    -- whose worker died is run again elsewhere), in the same form
+    earlier TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS runs_by_flow ON runs (flow_run_id);
 CREATE INDEX IF NOT EXISTS flow_runs_by_time ON runs (created_ns) WHERE kind = 'flow';
@@ -74,12 +77,20 @@ CREATE TABLE IF NOT EXISTS processes (
 """
 
 _UPSERT_RUN = """
-INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]')
 ON CONFLICT (id) DO UPDATE SET
     name = excluded.name, upstream = excluded.upstream, run_count = excluded.run_count,
     state_type = excluded.state_type, state_name = excluded.state_name,
     start_ns = coalesce(runs.start_ns, excluded.start_ns), end_ns = excluded.end_ns,
-    history = excluded.history
+    history = excluded.history,
+    -- another process runs it now (a redelivery): what the last one recorded moves to earlier
+    -- (both are compact JSON lists, joined as text)
+    earlier = CASE
+        WHEN runs.process = excluded.process THEN runs.earlier
+        WHEN runs.earlier = '[]' THEN runs.history
+        ELSE substr(runs.earlier, 1, length(runs.earlier) - 1) || ',' || substr(runs.history, 2)
+    END,
+    process = excluded.process
 """
 
 
@@ -215,6 +226,9 @@ class Journal(JournalReader):
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
         db.executescript(_SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+        if "earlier" not in columns:  # a journal written before deliveries were kept apart
+            db.execute("ALTER TABLE runs ADD COLUMN earlier TEXT NOT NULL DEFAULT '[]'")
         self._db = db
 
     def _begin_process(self) -> None:

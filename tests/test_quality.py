@@ -144,3 +144,18 @@ def test_no_import_cycle() -> None:
         f"{len(c)} modules: {', '.join(c)}\n  e.g. {' -> '.join(_one_cycle(c, graph))}"
         for c in cycles
     )
+
+
+def test_importing_actorflow_leaves_optional_parts_unloaded() -> None:
+    # Start-up pays only for what a first flow run needs: the caches, runners, queue, journal
+    # writer and their libraries load when used.
+    code = (
+        "import sys, actorflow\n"
+        "lazy = ['actorflow._cache', 'actorflow._queue', 'actorflow._runners', 'multiprocessing',"
+        " 'sqlite3', 'pickle', 'trio', 'distributed', 'pydantic', 'greenlet']\n"
+        "print([m for m in lazy if m in sys.modules])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]", out

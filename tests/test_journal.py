@@ -365,6 +365,7 @@ def test_progress_is_drawn_on_a_terminal_and_never_elsewhere() -> None:
     os.close(master)
     assert "Flow run 'long-one' [" in drawn
     assert "20/20 done 20 · failed 0 · running 0" in drawn
+    assert "| inc 20/20" in drawn  # per task too
     assert j.progress is not None
 
     read, write = os.pipe()
@@ -379,6 +380,40 @@ def test_progress_is_drawn_on_a_terminal_and_never_elsewhere() -> None:
     os.close(read)
     assert journal.enable(":memory:", progress=False).progress is None
     journal.disable()
+
+
+def test_progress_counts_each_task_apart() -> None:
+    import pty
+
+    from actorflow._journal._progress import Progress
+
+    @task
+    def inc(x: int) -> int:
+        return x + 1
+
+    @task
+    def boom(x: int) -> int:
+        raise ValueError(x)
+
+    @flow(flow_run_name="two-tasks")
+    def my_flow() -> None:
+        inc.map(range(12)).wait()
+        boom.map(range(3)).wait()
+        current = journal.current()
+        assert current is not None
+        current.flush()
+
+    master, slave = pty.openpty()
+    terminal = os.fdopen(slave, "w")
+    journal.enable(":memory:", progress=Progress(terminal, after=0.0))
+    try:
+        my_flow()
+    finally:
+        journal.disable()
+    drawn = _read_all(master)
+    terminal.close()
+    os.close(master)
+    assert "15/15 done 12 · failed 3 · running 0 | inc 12/12 | boom 3/3 3 failed" in drawn
 
 
 def test_the_terminal_views_of_the_cli(mem: Journal) -> None:

@@ -490,3 +490,58 @@ def test_runs_show_nests_subflows_and_their_task_runs(mem: Journal) -> None:
     heads = [line for line in lines if line.lstrip().startswith(("flow run '", "task run '"))]
     assert [len(h) - len(h.lstrip()) for h in heads] == [0, 2, 4, 2]
     assert heads[0].startswith("flow run 'outer'") and "flow run 'inner'" in heads[1]
+
+
+def test_a_journal_of_another_layout_is_kept_aside_and_a_new_one_begun(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "journal.db"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, kind TEXT)")  # not this layout
+    old.execute("INSERT INTO runs VALUES ('x', 'flow')")
+    old.commit()
+    old.close()
+
+    @flow
+    def small() -> int:
+        return 1
+
+    with caplog.at_level("WARNING", logger="actorflow"):
+        j = journal.enable(path, progress=False)
+    try:
+        small()
+        assert [r.spec_name for r in j.runs()] == [small.name]
+    finally:
+        journal.disable()
+    (aside,) = [p for p in tmp_path.iterdir() if p.name.startswith("journal.db.v0-")]
+    assert sqlite3.connect(aside).execute("SELECT id FROM runs").fetchall() == [("x",)]
+    assert any("has another layout" in r.getMessage() for r in caplog.records)
+
+
+def test_a_journal_from_before_deliveries_were_kept_apart_gains_the_column(tmp_path: Any) -> None:
+    import sqlite3
+
+    from actorflow._journal._store import _SCHEMA
+
+    path = tmp_path / "journal.db"
+    start = _SCHEMA.index("    history TEXT NOT NULL,")
+    end = _SCHEMA.index(");", start)
+    before = _SCHEMA[:start] + "    history TEXT NOT NULL\n" + _SCHEMA[end:]  # no earlier column
+    db = sqlite3.connect(path)
+    db.executescript(before)
+    db.close()
+
+    @flow
+    def small() -> int:
+        return 1
+
+    j = journal.enable(path, progress=False)
+    try:
+        small()
+        (record,) = j.runs(history=True)
+        assert [t.state_name for t in record.transitions] == ["Pending", "Running", "Completed"]
+    finally:
+        journal.disable()
+    assert not [p for p in tmp_path.iterdir() if ".v" in p.name]  # migrated in place

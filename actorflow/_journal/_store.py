@@ -32,6 +32,9 @@ from ._queries import JournalReader
 
 __all__ = ["Journal", "JournalStatistics"]
 
+#: The layout of the tables below, kept in the database's ``user_version``.
+SCHEMA_VERSION = 1
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -220,16 +223,40 @@ class Journal(JournalReader):
         memory = self.path == ":memory:"
         if not memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        db = self._open_db(memory)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+        if columns and version != SCHEMA_VERSION:
+            if version == 0 and "history" in columns:
+                # Written before deliveries were kept apart: the one column it lacks is added.
+                if "earlier" not in columns:
+                    db.execute("ALTER TABLE runs ADD COLUMN earlier TEXT NOT NULL DEFAULT '[]'")
+            else:  # another layout: kept, under another name, and a new journal begun
+                db.close()
+                aside = f"{self.path}.v{version}-{time.time_ns()}"
+                for suffix in ("", "-wal", "-shm"):
+                    if os.path.exists(self.path + suffix):
+                        os.replace(self.path + suffix, aside + suffix)
+                logging.getLogger("actorflow").warning(
+                    "the run journal at %r has another layout (version %d, this one writes %d):"
+                    " it was moved to %r and a new journal begun",
+                    self.path,
+                    version,
+                    SCHEMA_VERSION,
+                    aside,
+                )
+                db = self._open_db(memory)
+        db.executescript(_SCHEMA)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self._db = db
+
+    def _open_db(self, memory: bool) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA busy_timeout = 10000")
         if not memory:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
-        db.executescript(_SCHEMA)
-        columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-        if "earlier" not in columns:  # a journal written before deliveries were kept apart
-            db.execute("ALTER TABLE runs ADD COLUMN earlier TEXT NOT NULL DEFAULT '[]'")
-        self._db = db
+        return db
 
     def _begin_process(self) -> None:
         self.host = socket.gethostname()

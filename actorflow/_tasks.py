@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Coroutine, Iterable
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, final, overload
 
 import attrs
 
@@ -126,10 +127,7 @@ class Task(Definition[P, R]):
         # Made now, once: copies bound to instances share it, and so do concurrent first runs.
         self._identity: TaskIdentity = task_identity(self.fn, name)
         self._task_key: str | None = None
-        # Imported here: a script that defines no task never loads the caching machinery.
-        from ._cache import build_cache
-
-        self.cache: TaskCache | None = build_cache(self, name)
+        self.cache: TaskCache | CacheOnDemand | None = _cache_for(self, name)
 
     def _make_spec(self) -> TaskSpec:
         o = self.options
@@ -316,11 +314,14 @@ class Task(Definition[P, R]):
         """
         wait_for = kwargs.pop("wait_for", None) if "wait_for" in kwargs else None
         return_state = kwargs.pop("return_state", False) if "return_state" in kwargs else False
+        deferred = kwargs.pop("deferred", False) if "deferred" in kwargs else False
         if self._yields is not None:
             self._check_not_generator("mapped")
         # Arguments are bound first, as in Prefect: a bad call says so wherever it is made.
         sig = self.signature
         params = sig.expand_var_kwargs(sig.bind(args, kwargs, apply_defaults=False))
+        if deferred:
+            return self._map_deferred(args, kwargs, wait_for)
         flow = current_flow_run()
         if flow is None:
             raise RuntimeError(
@@ -365,6 +366,45 @@ class Task(Definition[P, R]):
             return [future.state for future in futures]
         return futures
 
+    def _map_deferred(self, args: Any, kwargs: dict[str, Any], wait_for: Any) -> Any:
+        # One background run per element, queued in one batch.
+        from ._queue import delay_runs
+
+        sig = self.signature
+        params = sig.expand_var_kwargs(sig.bind(args, kwargs, apply_defaults=False))
+        calls = [sig.to_call(item) for item in map_over(self.name, params, mappable)]
+        return delay_runs(self, calls, wait_for)
+
+    # -- background runs ------------------------------------------------------------------------
+    def delay(self, *args: Any, **kwargs: Any) -> Any:
+        """Queue a run for a task worker (``.serve()``, ``actorflow worker``) and return its
+        :class:`~actorflow.futures.BackgroundTaskFuture` at once; its first state is
+        ``Scheduled``. The arguments are pickled now: one that cannot be fails here, named."""
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        wait_for: Iterable[Any] | None = None,
+        assets: Any = None,
+    ) -> Any:
+        """:meth:`delay` with the arguments given as a tuple and a dict; ``wait_for`` names
+        background futures whose runs must complete first (``assets`` is accepted for
+        Prefect's signature and unused)."""
+        from ._queue import delay_runs
+
+        if self._yields is not None:
+            self._check_not_generator("delayed")
+        return delay_runs(self, [(tuple(args or ()), dict(kwargs or {}))], wait_for)[0]
+
+    def serve(self, limit: int | None = 10, timeout: float | None = None) -> Any:
+        """Run a task worker for this task here until stopped (SIGTERM, Ctrl-C) or ``timeout``
+        seconds pass; from async code, an awaitable of it."""
+        from ._queue import serve
+
+        return serve(self, limit=limit, timeout=timeout)
+
     def _blocks_own_loop(self, flow: Any) -> bool:
         # return_state=True waits here. Inside an async flow's body that wait suspends the body;
         # elsewhere on the flow's own loop (an async task's body) it would deadlock, so such
@@ -399,3 +439,80 @@ def task(__fn: None = None, **options: Any) -> Callable[[Callable[P, R]], Task[P
 def task(__fn: Any = None, **options: Any) -> Any:
     """Make a function a task: ``@task`` or ``@task(retries=2, ...)``."""
     return Task.decorate(__fn, options)
+
+
+_built_lock = threading.Lock()
+
+
+@final
+class CacheOnDemand:
+    """The cache of a task whose options say nothing of caching. As in Prefect, its runs
+    persist only inside a flow with ``persist_result=True``: the caching machinery is imported,
+    and the task's cache made, the first time one does, so a script whose flows do not persist
+    never loads it (a fifth of the cost of starting one)."""
+
+    __slots__ = ("_name", "_real", "_task")
+    #: Like the cache it stands for: the task said nothing, its flow decides.
+    persist: bool | None = None
+
+    def __init__(self, task: Task[Any, Any], name: str) -> None:
+        self._task = task
+        self._name = name
+        self._real: TaskCache | None = None
+
+    def key_for(self, run: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        flow = run.flow
+        if flow is None or not flow.persist_result:
+            return None
+        return self.built().key_for(run, args, kwargs)
+
+    def built(self) -> TaskCache:
+        real = self._real
+        if real is None:
+            with _built_lock:  # one cache per task: it holds the task's single-flight state
+                real = self._real
+                if real is None:
+                    from ._cache import build_cache
+
+                    real = build_cache(self._task, self._name)
+                    assert real is not None  # no option turns it off: see _cache_for
+                    self._real = real
+        return real
+
+    # Called only with a slot that key_for gave, so the cache exists by then.
+    def recall(self, slot: Any) -> tuple[bool, Any]:
+        return self.built().recall(slot)
+
+    def read(self, slot: Any) -> Any:
+        return self.built().read(slot)
+
+    def claim(self, run: Any, slot: Any) -> Any:
+        return self.built().claim(run, slot)
+
+    def acquire(self, slot: Any) -> Any:
+        return self.built().acquire(slot)
+
+    def write(self, slot: Any, value: Any) -> Any:
+        return self.built().write(slot, value)
+
+    def __getattr__(self, name: str) -> Any:  # the rest of TaskCache's face, for callers above
+        return getattr(self.built(), name)
+
+
+def _cache_for(task: Task[Any, Any], name: str) -> TaskCache | CacheOnDemand | None:
+    o = task.options
+    if (
+        o.cache_policy is NOT_SET
+        and o.cache_key_fn is None
+        and o.result_storage_key is None
+        and o.persist_result is None
+        and o.result_storage is None
+        and o.result_serializer is None
+        and o.cache_expiration is None
+        and o.cache_unhashable in ("error", "warn")
+    ):
+        return CacheOnDemand(task, name)
+    # Imported here: a script that defines no cached task never loads the caching machinery.
+    from ._cache import build_cache
+
+    return build_cache(task, name)

@@ -18,6 +18,7 @@ __all__ = ("main",)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "runs": ("actorflow._cli.runs", "list the journaled flow runs, show one, prune old ones"),
     "ui": ("actorflow._cli.ui", "serve the run viewer: flow runs and their timelines, locally"),
+    "worker": ("actorflow._cli.worker", "serve background runs of tasks (module:task ...)"),
 }
 
 

@@ -47,7 +47,9 @@ def render(
         "bodies, so the figure is the runtime's own cost. `±` is half the range of the "
         "repetitions as a percentage of the median. Peak memory comes from one more repetition "
         "under `tracemalloc` (for 1,000,000 items: peak RSS growth in a fresh process), above "
-        "the inputs.",
+        "the inputs. actorflow runs with its run journal off (`ACTORFLOW_JOURNAL=off`), except "
+        "in the `actorflow+journal` cases: a script has it on by default, which adds the "
+        "journal's own cost (see the run journal section).",
         "",
         f"Machine: {meta.get('machine', 'this machine')}; actorflow at "
         f"`{meta.get('commit') or '?'}`; shared machines make small N noisy. "

@@ -121,11 +121,15 @@ def prefect_flows() -> dict[str, Callable[..., Any]]:
 
 
 def close_resources() -> None:
-    """Stop the Dask cluster and the Prefect server, if this run started them."""
+    """Stop the Dask cluster, the Prefect server and the queue workers this run started."""
     try:
         base.DASK.close()
     finally:
-        PREFECT.close()
+        try:
+            PREFECT.close()
+        finally:
+            if "benchmarks.workloads_queue" in sys.modules:
+                sys.modules["benchmarks.workloads_queue"].close_benches()
 
 
 @functools.cache
@@ -412,15 +416,26 @@ def _dask_cases() -> list[Case]:
     ]
 
 
-def _background_cases() -> list[Case]:
-    def missing() -> str:
-        import actorflow
+# -- queue: background runs, .delay() -> a worker process -> result --------------------------
+def _queue_cases(latency: bool) -> list[Case]:
+    from . import workloads_queue as wq
 
-        if not hasattr(actorflow.Task, "delay"):
-            return "background tasks do not exist yet (Task.delay and a task worker)"
-        return "the harness has no background workload yet"
+    def make(kind: str) -> Callable[[int], Callable[[], Any]]:
+        def build(n: int) -> Callable[[], Any]:
+            bench = wq.bench_for(kind)
+            run = bench.one_by_one if latency else bench.results
+            return functools.partial(run, _fns.inputs(n))
 
-    return [Case("actorflow", "sync", lambda n: lambda: None, missing)]
+        return build
+
+    return [
+        Case("actorflow/sqlite", "sync", make("sqlite")),
+        Case("actorflow/redis", "sync", make("redis"), wq.redis_missing),
+        *(
+            Case(peer, "sync", make(peer), functools.partial(wq.peer_missing, peer))
+            for peer in wq.PEERS
+        ),
+    ]
 
 
 def _none(n: int) -> None:
@@ -480,7 +495,18 @@ WORKLOADS: dict[str, Workload] = {
         Workload(
             "dask", "N submits on a Dask cluster, then N results", _fns.incremented, _dask_cases
         ),
-        Workload("background", "delay -> worker -> result", _none, _background_cases),
+        Workload(
+            "queue",
+            "N runs delayed to one worker process, then every result read back",
+            _fns.incremented,
+            lambda: _queue_cases(latency=False),
+        ),
+        Workload(
+            "queue-latency",
+            "N runs one at a time on an idle worker process (per item: the mean latency)",
+            _fns.incremented,
+            lambda: _queue_cases(latency=True),
+        ),
     )
 }
 

@@ -25,6 +25,7 @@ PUBLIC = [
     "actorflow.utilities.annotations",
     "actorflow.transactions",
     "actorflow.locking.memory",
+    "actorflow.task_worker",
 ]
 
 
@@ -55,6 +56,8 @@ def test_all_lists_existing_public_names(name: str) -> None:
         ("actorflow.exceptions.CancelledRun", "actorflow.exceptions"),
         ("actorflow.Task", "actorflow"),
         ("actorflow.Flow", "actorflow"),
+        ("actorflow.futures.BackgroundTaskFuture", "actorflow.futures"),
+        ("actorflow.task_worker.TaskWorker", "actorflow.task_worker"),
     ],
 )
 def test_classes_report_their_public_module(path: str, public_module: str) -> None:

@@ -365,6 +365,7 @@ def test_progress_is_drawn_on_a_terminal_and_never_elsewhere() -> None:
     os.close(master)
     assert "Flow run 'long-one' [" in drawn
     assert "20/20 done 20 · failed 0 · running 0" in drawn
+    assert "| inc 20/20" in drawn  # per task too
     assert j.progress is not None
 
     read, write = os.pipe()
@@ -379,6 +380,40 @@ def test_progress_is_drawn_on_a_terminal_and_never_elsewhere() -> None:
     os.close(read)
     assert journal.enable(":memory:", progress=False).progress is None
     journal.disable()
+
+
+def test_progress_counts_each_task_apart() -> None:
+    import pty
+
+    from actorflow._journal._progress import Progress
+
+    @task
+    def inc(x: int) -> int:
+        return x + 1
+
+    @task
+    def boom(x: int) -> int:
+        raise ValueError(x)
+
+    @flow(flow_run_name="two-tasks")
+    def my_flow() -> None:
+        inc.map(range(12)).wait()
+        boom.map(range(3)).wait()
+        current = journal.current()
+        assert current is not None
+        current.flush()
+
+    master, slave = pty.openpty()
+    terminal = os.fdopen(slave, "w")
+    journal.enable(":memory:", progress=Progress(terminal, after=0.0))
+    try:
+        my_flow()
+    finally:
+        journal.disable()
+    drawn = _read_all(master)
+    terminal.close()
+    os.close(master)
+    assert "15/15 done 12 · failed 3 · running 0 | inc 12/12 | boom 3/3 3 failed" in drawn
 
 
 def test_the_terminal_views_of_the_cli(mem: Journal) -> None:
@@ -455,3 +490,58 @@ def test_runs_show_nests_subflows_and_their_task_runs(mem: Journal) -> None:
     heads = [line for line in lines if line.lstrip().startswith(("flow run '", "task run '"))]
     assert [len(h) - len(h.lstrip()) for h in heads] == [0, 2, 4, 2]
     assert heads[0].startswith("flow run 'outer'") and "flow run 'inner'" in heads[1]
+
+
+def test_a_journal_of_another_layout_is_kept_aside_and_a_new_one_begun(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "journal.db"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, kind TEXT)")  # not this layout
+    old.execute("INSERT INTO runs VALUES ('x', 'flow')")
+    old.commit()
+    old.close()
+
+    @flow
+    def small() -> int:
+        return 1
+
+    with caplog.at_level("WARNING", logger="actorflow"):
+        j = journal.enable(path, progress=False)
+    try:
+        small()
+        assert [r.spec_name for r in j.runs()] == [small.name]
+    finally:
+        journal.disable()
+    (aside,) = [p for p in tmp_path.iterdir() if p.name.startswith("journal.db.v0-")]
+    assert sqlite3.connect(aside).execute("SELECT id FROM runs").fetchall() == [("x",)]
+    assert any("has another layout" in r.getMessage() for r in caplog.records)
+
+
+def test_a_journal_from_before_deliveries_were_kept_apart_gains_the_column(tmp_path: Any) -> None:
+    import sqlite3
+
+    from actorflow._journal._store import _SCHEMA
+
+    path = tmp_path / "journal.db"
+    start = _SCHEMA.index("    history TEXT NOT NULL,")
+    end = _SCHEMA.index(");", start)
+    before = _SCHEMA[:start] + "    history TEXT NOT NULL\n" + _SCHEMA[end:]  # no earlier column
+    db = sqlite3.connect(path)
+    db.executescript(before)
+    db.close()
+
+    @flow
+    def small() -> int:
+        return 1
+
+    j = journal.enable(path, progress=False)
+    try:
+        small()
+        (record,) = j.runs(history=True)
+        assert [t.state_name for t in record.transitions] == ["Pending", "Running", "Completed"]
+    finally:
+        journal.disable()
+    assert not [p for p in tmp_path.iterdir() if ".v" in p.name]  # migrated in place

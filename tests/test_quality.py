@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -144,3 +145,29 @@ def test_no_import_cycle() -> None:
         f"{len(c)} modules: {', '.join(c)}\n  e.g. {' -> '.join(_one_cycle(c, graph))}"
         for c in cycles
     )
+
+
+def test_importing_actorflow_leaves_optional_parts_unloaded() -> None:
+    # Start-up pays only for what a first flow run needs: the caches (for flows that do not
+    # persist results), runners, queue and their libraries load when used.
+    code = (
+        "import sys, actorflow\n"
+        "@actorflow.task\n"
+        "def one():\n"
+        "    return 1\n"
+        "@actorflow.flow\n"
+        "def small():\n"
+        "    return one()\n"
+        "assert small() == 1\n"
+        "lazy = ['actorflow._cache', 'actorflow._queue', 'actorflow._runners', 'multiprocessing',"
+        " 'sqlite3', 'pickle', 'trio', 'distributed', 'pydantic', 'greenlet']\n"
+        "print([m for m in lazy if m in sys.modules])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "ACTORFLOW_JOURNAL": "off"},
+    ).stdout
+    assert out.strip() == "[]", out

@@ -6,6 +6,7 @@ Modules above the core use only what this module exports; the core imports nothi
 from ._actor import Actor as Actor
 from ._actor import ActorStatistics as ActorStatistics
 from ._actor import Cancel as Cancel
+from ._bridge import LoopGroup as LoopGroup
 from ._bridge import run_coroutine_sync as run_coroutine_sync
 from ._bridge import to_thread as to_thread
 from ._callables import Signature as Signature
@@ -76,6 +77,7 @@ from ._records import TransitionEvent as TransitionEvent
 from ._records import add_sink as add_sink
 from ._records import event_for as event_for
 from ._records import observe as observe
+from ._records import observers as observers
 from ._records import remove_sink as remove_sink
 from ._resolve import allow_failure as allow_failure
 from ._resolve import map_futures as map_futures

@@ -139,9 +139,11 @@ class Actor:
         parent: _context.Run | None,
         wait_for: Any = None,
         initial: StateKind | None = None,
+        run_id: int | None = None,
     ) -> None:
         """Subclasses set their own attributes first: the ``initial`` state is recorded (and
-        observed) last, when the run can already name itself."""
+        observed) last, when the run can already name itself. ``run_id`` is given for a run
+        whose id was taken elsewhere (a background run, made when it was queued)."""
         self.spec = spec
         self.args = args
         self.kwargs = kwargs
@@ -149,7 +151,9 @@ class Actor:
         self._name: str | None = None
         self._run_context: Any = None
         self.run_count = 0
-        self._int_id = _runtime._prefix | next(_runtime._counter)  # as new_id(), inline
+        if run_id is None:
+            run_id = _runtime._prefix | next(_runtime._counter)  # as new_id(), inline
+        self._int_id = run_id
         if not _context.console_ready:
             _context.ensure_console()
         self.parent = parent

@@ -79,6 +79,7 @@ class TaskRun(Actor):
         parent: _context.Run | None,
         flow: FlowOfRun | None,
         wait_for: Any = None,
+        run_id: int | None = None,
     ) -> None:
         self.flow = flow
         #: What the body returned, when that is what a caller receives (a State it returned).
@@ -86,7 +87,7 @@ class TaskRun(Actor):
         #: Ids of the runs whose futures this run received (its lineage).
         self.upstream: Sequence[Any] = ()
         self._context_tags = _context.current_tags.get()
-        Actor.__init__(self, spec, args, kwargs, parent, wait_for, PENDING)
+        Actor.__init__(self, spec, args, kwargs, parent, wait_for, PENDING, run_id)
 
     def prepare(self) -> None:
         make = self.spec.run_name

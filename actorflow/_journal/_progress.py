@@ -10,6 +10,7 @@ terminal.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from typing import IO, Any, final
@@ -33,18 +34,25 @@ def _category(state_type: str | None, state_name: str | None) -> str:
 
 @final
 class _Flow:
-    __slots__ = ("counts", "drawn", "name", "started")
+    __slots__ = ("by_task", "counts", "drawn", "name", "started")
 
     def __init__(self, name: str, started: float) -> None:
         self.name = name
         self.started = started
-        self.counts = {"done": 0, "failed": 0, "running": 0, "waiting": 0}
+        self.counts = _counts()
+        #: The same counts per task (by the task's name), in the order the tasks first ran.
+        self.by_task: dict[str, dict[str, int]] = {}
         self.drawn = False
+
+
+def _counts() -> dict[str, int]:
+    return {"done": 0, "failed": 0, "running": 0, "waiting": 0}
 
 
 @final
 class Progress:
-    """Counts task runs by state per top-level flow run and draws one line for the newest."""
+    """Counts task runs by state per top-level flow run, in all and per task, and draws one
+    line for the newest."""
 
     def __init__(
         self, stream: IO[str] | None = None, *, after: float = 1.0, min_tasks: int = 10
@@ -75,10 +83,14 @@ class Progress:
         flow = self._flows.get(flow_id) if flow_id is not None else None
         if flow is None:
             return
-        counts = flow.counts
-        if old_type is not None:
-            counts[_category(old_type, old_name)] -= 1
-        counts[_category(row[11], row[12])] += 1
+        task_counts = flow.by_task.get(row[3])
+        if task_counts is None:
+            task_counts = flow.by_task[row[3]] = _counts()
+        new = _category(row[11], row[12])
+        for counts in (flow.counts, task_counts):
+            if old_type is not None:
+                counts[_category(old_type, old_name)] -= 1
+            counts[new] += 1
 
     def adopt(self, run_id: str, flow_id: str) -> None:
         """A subflow's task runs count for the top-level flow run ``flow_id``."""
@@ -118,6 +130,17 @@ class Progress:
             f"Flow run {flow.name!r} [{bar}] {finished}/{total} "
             f"done {c['done']} · failed {c['failed']} · running {c['running']}"
         )
+        # Then each task: finished/total, and its failed and running runs when there are any.
+        for name, t in flow.by_task.items():
+            part = f" | {name} {t['done'] + t['failed']}/{sum(t.values())}"
+            if t["failed"]:
+                part += f" {t['failed']} failed"
+            if t["running"]:
+                part += f" {t['running']} running"
+            line += part
+        width = shutil.get_terminal_size((120, 24)).columns - 1
+        if len(line) > width:  # one line, never wrapped: a wrapped line cannot be redrawn
+            line = line[: max(width - 1, 0)] + "…"
         try:
             out.write(f"\r\x1b[2K{line}" + ("\n" if final else "\r"))
             out.flush()

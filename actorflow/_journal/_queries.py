@@ -24,7 +24,7 @@ __all__ = ["JournalReader"]
 _RUN_COLUMNS = (
     "r.id, r.kind, r.name, r.spec_name, r.task_key, r.flow_run_id, r.parent_id, r.tags, "
     "r.parameters, r.upstream, r.run_count, r.state_type, r.state_name, r.created_ns, "
-    "r.start_ns, r.end_ns, p.host, p.pid, p.ended_ns, r.history"
+    "r.start_ns, r.end_ns, p.host, p.pid, p.ended_ns, r.history, r.earlier"
 )
 _RUN_FROM = "runs r JOIN processes p ON p.id = r.process"
 
@@ -53,7 +53,7 @@ class JournalReader:
     def _record(self, row: tuple[Any, ...], history: bool = False) -> RunRecord:
         (id_, kind, name, spec_name, task_key, flow_id, parent_id, tags, parameters,
          upstream, run_count, state_type, state_name, created, start, end, host, pid,
-         ended, history_text) = row  # fmt: skip
+         ended, history_text, earlier_text) = row  # fmt: skip
         alive = end is not None or ended is None
         if alive and end is None and host == socket.gethostname():
             alive = _pid_alive(pid)
@@ -77,7 +77,12 @@ class JournalReader:
             host=host,
             pid=pid,
             process_alive=alive,
-            transitions=tuple(TransitionRecord(*t) for t in orjson.loads(history_text))
+            # Earlier deliveries' transitions first (a background run redelivered elsewhere).
+            transitions=tuple(
+                TransitionRecord(*t)
+                for text in (earlier_text, history_text)
+                for t in orjson.loads(text)
+            )
             if history
             else (),
         )

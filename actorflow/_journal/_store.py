@@ -32,6 +32,9 @@ from ._queries import JournalReader
 
 __all__ = ["Journal", "JournalStatistics"]
 
+#: The layout of the tables below, kept in the database's ``user_version``.
+SCHEMA_VERSION = 1
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -52,7 +55,10 @@ CREATE TABLE IF NOT EXISTS runs (
     end_ns INTEGER,
     process TEXT NOT NULL,
     -- every transition, oldest first: a JSON list of [type, name, ts_ns, message, traceback]
-    history TEXT NOT NULL
+    history TEXT NOT NULL,
+    -- the transitions of earlier deliveries of the run, by other processes (a background run
+    -- whose worker died is run again elsewhere), in the same form
+    earlier TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS runs_by_flow ON runs (flow_run_id);
 CREATE INDEX IF NOT EXISTS flow_runs_by_time ON runs (created_ns) WHERE kind = 'flow';
@@ -74,12 +80,20 @@ CREATE TABLE IF NOT EXISTS processes (
 """
 
 _UPSERT_RUN = """
-INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]')
 ON CONFLICT (id) DO UPDATE SET
     name = excluded.name, upstream = excluded.upstream, run_count = excluded.run_count,
     state_type = excluded.state_type, state_name = excluded.state_name,
     start_ns = coalesce(runs.start_ns, excluded.start_ns), end_ns = excluded.end_ns,
-    history = excluded.history
+    history = excluded.history,
+    -- another process runs it now (a redelivery): what the last one recorded moves to earlier
+    -- (both are compact JSON lists, joined as text)
+    earlier = CASE
+        WHEN runs.process = excluded.process THEN runs.earlier
+        WHEN runs.earlier = '[]' THEN runs.history
+        ELSE substr(runs.earlier, 1, length(runs.earlier) - 1) || ',' || substr(runs.history, 2)
+    END,
+    process = excluded.process
 """
 
 
@@ -209,13 +223,40 @@ class Journal(JournalReader):
         memory = self.path == ":memory:"
         if not memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        db = self._open_db(memory)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+        if columns and version != SCHEMA_VERSION:
+            if version == 0 and "history" in columns:
+                # Written before deliveries were kept apart: the one column it lacks is added.
+                if "earlier" not in columns:
+                    db.execute("ALTER TABLE runs ADD COLUMN earlier TEXT NOT NULL DEFAULT '[]'")
+            else:  # another layout: kept, under another name, and a new journal begun
+                db.close()
+                aside = f"{self.path}.v{version}-{time.time_ns()}"
+                for suffix in ("", "-wal", "-shm"):
+                    if os.path.exists(self.path + suffix):
+                        os.replace(self.path + suffix, aside + suffix)
+                logging.getLogger("actorflow").warning(
+                    "the run journal at %r has another layout (version %d, this one writes %d):"
+                    " it was moved to %r and a new journal begun",
+                    self.path,
+                    version,
+                    SCHEMA_VERSION,
+                    aside,
+                )
+                db = self._open_db(memory)
+        db.executescript(_SCHEMA)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self._db = db
+
+    def _open_db(self, memory: bool) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA busy_timeout = 10000")
         if not memory:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
-        db.executescript(_SCHEMA)
-        self._db = db
+        return db
 
     def _begin_process(self) -> None:
         self.host = socket.gethostname()

@@ -82,7 +82,7 @@ def _innermost(make: bool) -> Transaction | None:
         if own is None and txn is None and make:
             # A run outside any transaction gets its own when its body asks for it, as every
             # Prefect task run has one (made here, not per run: most never ask).
-            policy = getattr(getattr(run.spec, "cache", None), "policy", None)
+            policy = _policy_of(getattr(run.spec, "cache", None))
             own = run.txn = Transaction._for_run(run, None, ((), ()), policy)
         if own is not None and own is not _NOT_SET and (txn is None or txn is own._parent):
             return own  # type: ignore[no-any-return]  # a Transaction: only this module sets it
@@ -108,6 +108,15 @@ class _RunStandIn:
         import uuid
 
         return uuid.UUID(int=self._int_id)
+
+
+def _policy_of(cache: Any) -> Any:
+    """The cache policy of a task's cache, if it has one already: a cache made on demand (a task
+    that says nothing of caching) is not built for the asking."""
+    try:
+        return object.__getattribute__(cache, "policy")
+    except AttributeError:
+        return None
 
 
 def _hook_name(hook: Any) -> str:
@@ -855,8 +864,7 @@ def attach(run: Any, submitted: bool) -> None:
     options = run.spec.owner.options
     commit_hooks = options.on_commit or ()
     rollback_hooks = options.on_rollback or ()
-    cache = run.spec.cache
-    policy = getattr(cache, "policy", None)
+    policy = _policy_of(run.spec.cache)
     if parent is None:
         if (
             not commit_hooks

@@ -540,7 +540,7 @@ KILLED = """
 import os, sys
 from actorflow.results import ResultStore
 from actorflow.transactions import transaction
-from actorflow._transactions import _journal
+from actorflow._transactions import _atomic
 
 folder, steps = sys.argv[1], int(sys.argv[2])
 done = []
@@ -550,7 +550,7 @@ def step(name):
     if len(done) == steps:
         os._exit(9)  # killed in the middle of the commit
 
-_journal.after_step = step
+_atomic.after_step = step
 store = ResultStore(result_storage=folder)
 with transaction():
     for name in ("a", "b", "c"):
@@ -579,9 +579,7 @@ def test_a_commit_killed_midway_is_finished_on_open(
 
 
 def test_a_commit_killed_before_its_commit_point_leaves_nothing(tmp_path: Path) -> None:
-    code = KILLED.replace(
-        "_journal.after_step = step", "_journal.os.rename = lambda *a: os._exit(9)"
-    )
+    code = KILLED.replace("_atomic.after_step = step", "_atomic.os.rename = lambda *a: os._exit(9)")
     proc = _python(code, str(tmp_path), "1")
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 9, err

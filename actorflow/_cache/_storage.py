@@ -80,7 +80,7 @@ class LocalStorage:
         self._fd_lock = threading.Lock()
         if os.path.isdir(os.path.join(self._root, ".transactions")):
             # A transaction's commit left unfinished by a killed process: finish it first.
-            from .._transactions._journal import recover
+            from .._transactions._atomic import recover
 
             recover(self)
 

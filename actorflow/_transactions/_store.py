@@ -24,7 +24,7 @@ from .._cache._serializers import Serializer, resolve_serializer
 from .._cache._shared import shared_for
 from .._cache._storage import ResultStorage, resolve_storage
 from .._core import SerializationError, blocking_region, current_clock, runtime
-from ._journal import opened
+from ._atomic import opened
 from ._modes import IsolationLevel
 
 __all__ = ["MemoryLockManager", "ResultRecord", "ResultStore"]

@@ -37,7 +37,7 @@ from .._core import (
     logger_for,
     run_coroutine_sync,
 )
-from ._journal import opened
+from ._atomic import opened
 from ._modes import CommitMode, IsolationLevel, TransactionState
 
 __all__ = [
@@ -722,7 +722,7 @@ def _write_batch(items: list[Any]) -> None:
     if not items:
         return
     from .._cache._storage import LocalStorage
-    from ._journal import commit_local
+    from ._atomic import commit_local
 
     by_storage: dict[int, tuple[Any, list[tuple[str, bytes]]]] = {}
     for storage, path, data, _ in items:

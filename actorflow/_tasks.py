@@ -452,8 +452,10 @@ class CacheOnDemand:
     never loads it (a fifth of the cost of starting one)."""
 
     __slots__ = ("_name", "_real", "_task")
-    #: Like the cache it stands for: the task said nothing, its flow decides.
+    #: Like the cache it stands for: the task said nothing, its flow decides; no policy of its
+    #: own (the default one, which sets no isolation level, once built).
     persist: bool | None = None
+    policy: Any = None
 
     def __init__(self, task: Task[Any, Any], name: str) -> None:
         self._task = task

@@ -860,6 +860,18 @@ _implicit_lock = threading.Lock()
 def attach(run: Any, submitted: bool) -> None:
     """Give a new task run its own transaction when it needs one: inside a transaction, with
     commit or rollback hooks, or with a policy that sets an isolation level."""
+    # Every task run comes here, and most need nothing: no transaction is open, the run is not
+    # made inside a task run that has one, and its task has no transaction hooks and no
+    # isolation level. That is decided first, in a few reads.
+    if _current.get() is None:
+        outer = run.parent  # the run whose code makes this one (current_run)
+        if outer is None or outer.is_flow or getattr(outer, "txn", None) is None:
+            options = run.spec.owner.options
+            if not (options.on_commit or options.on_rollback):
+                cache = run.spec.cache
+                policy = None if cache is None else _policy_of(cache)
+                if policy is None or policy.isolation_level is None:
+                    return
     parent = _innermost(False)
     options = run.spec.owner.options
     commit_hooks = options.on_commit or ()

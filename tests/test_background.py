@@ -153,7 +153,7 @@ def test_limit_is_honoured(queue: str) -> None:
     with running(bt.counted, limit=2) as worker:
         for f in futures:
             f.wait(30)
-        assert worker.statistics().finished == 8
+    assert worker.statistics().finished == 8  # counted once the worker has stopped
     assert all(f.state.is_completed() for f in futures)
     assert bt.concurrency["peak"] == 2
 
@@ -221,7 +221,7 @@ def test_killed_workers_run_is_finished_by_another(queue: str, tmp_path: Path) -
         first.wait(30)
     with running(bt.until_killed) as second:
         assert future.result(timeout=30) == "second"
-        stats = second.statistics()
+    stats = second.statistics()
     assert (stats.finished, stats.fenced) == (1, 0)
     assert future.state.name == "Completed"
 

@@ -106,14 +106,15 @@ def test_delay_before_serve(queue: str) -> None:
     assert [f.state.name for f in futures] == ["Scheduled"] * 3
     client().flush()
     assert [f.state.name for f in futures] == ["Scheduled"] * 3  # written, waiting
-    serve(bt.add, bt.multiply, bt.fail, timeout=1.0)
-    assert futures[0].result() == 3
-    assert futures[1].result() == 12  # an async task
+    with running(bt.add, bt.multiply, bt.fail):
+        assert futures[0].result(timeout=30) == 3
+        assert futures[1].result(timeout=30) == 12  # an async task
+        futures[2].wait(30)
+        assert [f.result(timeout=30) for f in mapped] == [11, 22, 33]
     assert futures[2].state.is_failed()
     with pytest.raises(ValueError, match="boom"):
         futures[2].result()
     assert isinstance(futures[2].result(raise_on_failure=False), ValueError)
-    assert [f.result() for f in mapped] == [11, 22, 33]
 
 
 def test_apply_async_waits_for_upstream_and_retries_count_per_delivery(
@@ -177,8 +178,8 @@ def test_unknown_task_is_left_for_a_worker_that_serves_it(
     assert bt.add.task_key in caplog.text and "left for another worker" in caplog.text
     assert future.state.name == "Scheduled"
     assert broker().queued() == {bt.add.task_key: 1}
-    serve(bt.add, timeout=0.5)
-    assert future.result() == 5
+    with running(bt.add):
+        assert future.result(timeout=30) == 5
 
 
 # -- across processes, leases and fencing ------------------------------------------------------
@@ -276,8 +277,8 @@ def test_sigterm_lets_the_running_run_finish(queue: str, tmp_path: Path) -> None
             worker.kill()
     assert running_one.result(timeout=5) == "done"
     assert waiting.state.name == "Scheduled"  # not taken: left for the next worker
-    serve(bt.slow, timeout=0.5)
-    assert waiting.result() == "done"
+    with running(bt.slow):
+        assert waiting.result(timeout=30) == "done"
 
 
 def test_runs_past_the_grace_go_to_another_worker(queue: str, tmp_path: Path) -> None:
@@ -306,7 +307,7 @@ async def test_delay_from_async_code(queue: str, anyio_backend: str) -> None:
     async with anyio.create_task_group() as tg:
 
         async def worker() -> None:
-            await serve(bt.add, bt.multiply, timeout=5.0)
+            await serve(bt.add, bt.multiply)  # until cancelled: it winds down, then returns
 
         tg.start_soon(worker)
         with anyio.fail_after(30):

@@ -243,6 +243,18 @@ def test_stale_worker_is_fenced(queue: str, monkeypatch: pytest.MonkeyPatch) -> 
     assert future.result(timeout=5) == 3
 
 
+def test_heartbeat_keeps_a_long_run_leased(
+    queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACTORFLOW_QUEUE_LEASE", "0.3")
+    marker = tmp_path / "slow"
+    future = bt.slow.delay(str(marker), 1.0)  # three leases long
+    with running(bt.slow) as first, running(bt.slow) as second:
+        assert future.result(timeout=30) == "done"
+    assert marker.read_text().count("started") == 1  # never taken over
+    assert first.statistics().fenced + second.statistics().fenced == 0
+
+
 def test_dead_letter_after_max_deliveries(queue: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ACTORFLOW_QUEUE_LEASE", "0.2")
     monkeypatch.setenv("ACTORFLOW_QUEUE_MAX_DELIVERIES", "2")

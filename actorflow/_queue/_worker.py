@@ -416,7 +416,10 @@ class TaskWorker:
                 logger.error("task worker could not renew its leases: %s", exc)
                 continue
             for d in lost:
-                logger.warning("task worker lost its lease on background run %s", d.id)
+                # An ended run's outcome may have been written meanwhile (its lease is over);
+                # one still running has really lost it (its outcome will be refused).
+                if self._active.get(d.id) is d:
+                    logger.warning("task worker lost its lease on background run %s", d.id)
 
 
 def _start_in_group(group: LoopGroup, run: TaskRun) -> None:

@@ -119,7 +119,7 @@ class Client:
         self._watching: dict[str, threading.Event] = {}
         #: Records of runs of this process that ended, read in batches as they end, until a
         #: future takes its own (at most _KEPT of them: older ones are read again if needed).
-        self._ended: dict[str, Record | None] = {}
+        self._ended: dict[str, Record] = {}
         self._watcher: threading.Thread | None = None
         self._closed = False
 
@@ -212,26 +212,21 @@ class Client:
     def _watch_loop(self) -> None:
         while not self._closed:
             try:
-                ids = self.broker.finished_since(self.reply, 0.5)
+                ended_now = self.broker.finished_since(self.reply, 0.5)
             except Exception as exc:
                 if self._closed:
                     return
                 logger.warning("could not learn which background runs ended: %s", exc)
                 time.sleep(0.5)
                 continue
-            if not ids:
+            if not ended_now:
                 continue
-            try:
-                records = self.broker.read(ids)
-            except Exception:
-                records = [None] * len(ids)
             with self._cond:
                 ended = self._ended
-                for run_id, record in zip(ids, records, strict=True):
-                    ended[run_id] = record if record is not None and record.final else None
+                ended.update(ended_now)
                 while len(ended) > _KEPT:
                     del ended[next(iter(ended))]
-                for run_id in ids:
+                for run_id, _ in ended_now:
                     event = self._watching.pop(run_id, None)
                     if event is not None:
                         event.set()

@@ -286,23 +286,21 @@ class SQLiteBroker:
                 found[run_id] = _record(row)
         return [found.get(run_id) for run_id in ids]
 
-    def finished_since(self, reply: str, block: float) -> list[str]:
+    def finished_since(self, reply: str, block: float) -> list[tuple[str, Record]]:
         db = self._db()
         deadline = time.monotonic() + block
         last = self._last_finished.get(reply, 0)
         while True:
             version = self._changed(db)
             rows = db.execute(
-                "SELECT seq, id FROM finished WHERE reply = ? AND seq > ? ORDER BY seq",
+                "SELECT f.seq, r.id, r.s_type, r.s_name, r.s_ts, r.s_message, r.data, r.status "
+                "FROM finished AS f JOIN runs AS r ON r.id = f.id "
+                "WHERE f.reply = ? AND f.seq > ? ORDER BY f.seq",
                 (reply, last),
             ).fetchall()
             if rows:
-                last = self._last_finished[reply] = rows[-1][0]
-                with self._write() as writer:  # told: the notices are not needed any more
-                    writer.execute(
-                        "DELETE FROM finished WHERE reply = ? AND seq <= ?", (reply, last)
-                    )
-                return [row[1] for row in rows]
+                self._last_finished[reply] = rows[-1][0]
+                return [(row[1], _record(row[2:])) for row in rows]
             if block <= 0 or not self._wait_change(db, version, deadline):
                 return []
 

@@ -296,11 +296,20 @@ class TaskWorker:
         if wait_for and not self._upstream_done(d, wait_for):
             return
         # Observers of the code that made the worker see its runs too, wherever it runs them.
-        token = observers.set((*self._observers, lambda event: self._observed(d, event)))
-        try:
+        # Non-final states reach the record through an observer when there can be several
+        # (retries) or observers are watching anyway; otherwise the one there is, Running, is
+        # recorded as the run is handed to its thread or loop (an event per transition costs).
+        if self._observers or task.spec.retries:
+            token = observers.set((*self._observers, lambda event: self._observed(d, event)))
+            try:
+                run = TaskRun(task.spec, args, kwargs, None, None, None, int(d.id, 16))
+            finally:
+                observers.reset(token)
+        else:
             run = TaskRun(task.spec, args, kwargs, None, None, None, int(d.id, 16))
-        finally:
-            observers.reset(token)
+            self._updates.append(
+                (d, Record("RUNNING", "Running", time.time_ns(), None, None, False))
+            )
         run.add_done_callback(lambda: self._end(d, run.state))
         if task.isasync:
             group = self._group

@@ -135,6 +135,9 @@ def test_future_from_id_and_pickled(queue: str) -> None:
         future.wait(30)
     by_id = BackgroundTaskFuture(future.task_run_id)
     assert by_id.result(timeout=5) == 42
+    assert BackgroundTaskFuture(str(future.task_run_id)).result(timeout=5) == 42
+    with pytest.raises(ValueError, match="not the id of a background task run"):
+        BackgroundTaskFuture("nope")
     assert pickle.loads(pickle.dumps(future)).result(timeout=5) == 42
     assert PrefectDistributedFuture is BackgroundTaskFuture
 

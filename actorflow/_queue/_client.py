@@ -350,7 +350,14 @@ class BackgroundTaskFuture(Generic[R]):
     def __init__(
         self, task_run_id: Any, config: QueueSettings | None = None, *, _client: Any = None
     ) -> None:
-        self._id = task_run_id.hex if isinstance(task_run_id, uuid.UUID) else str(task_run_id)
+        if not isinstance(task_run_id, uuid.UUID):
+            try:
+                task_run_id = uuid.UUID(str(task_run_id))
+            except ValueError:
+                raise ValueError(
+                    f"{task_run_id!r} is not the id of a background task run (a UUID)"
+                ) from None
+        self._id: str = task_run_id.hex
         self._config = config or settings()
         self._client: Client | None = _client
         self._final: State[R] | None = None

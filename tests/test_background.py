@@ -129,6 +129,18 @@ def test_apply_async_waits_for_upstream_and_retries_count_per_delivery(
     assert first.state.is_completed()
 
 
+def test_a_run_waiting_for_upstream_holds_only_its_own_slot(queue: str) -> None:
+    first = bt.other.delay(1)
+    second = bt.add.apply_async((2,), {"b": 2}, wait_for=[first])
+    client().flush()
+    with running(bt.add, limit=2):
+        third = bt.add.delay(5, 5)
+        assert third.result(timeout=30) == 10  # claimed and run while the second waits
+        assert second.state.name == "Pending"
+        with running(bt.other):
+            assert second.result(timeout=30) == 4
+
+
 def test_future_from_id_and_pickled(queue: str) -> None:
     future = bt.add.delay(20, 22)
     with running(bt.add):

@@ -293,8 +293,40 @@ class TaskWorker:
             message = f"The run's arguments could not be loaded: {type(exc).__name__}: {exc}"
             self._end(d, State(StateType.FAILED, "Failed", time.time_ns(), message, exc))
             return
-        if wait_for and not self._upstream_done(d, wait_for):
+        if wait_for:  # waited for on a thread of its own: the claims go on meanwhile
+            threading.Thread(
+                target=self._launch_after,
+                args=(d, task, args, kwargs, wait_for),
+                name="actorflow-worker-upstream",
+                daemon=True,
+            ).start()
             return
+        self._launch(d, task, args, kwargs)
+
+    def _launch_after(
+        self,
+        d: Delivery,
+        task: Task[Any, Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        wait_for: Sequence[str],
+    ) -> None:
+        if self._upstream_done(d, wait_for):
+            self._launch(d, task, args, kwargs)
+
+    def _launch(
+        self, d: Delivery, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        try:
+            self._dispatch(d, task, args, kwargs)
+        except Exception as exc:  # the run ends here rather than stay leased
+            logger.exception("task worker could not start background run %s", d.id)
+            message = f"Could not start the task run: {type(exc).__name__}: {exc}"
+            self._end(d, State(StateType.CRASHED, "Crashed", time.time_ns(), message, exc))
+
+    def _dispatch(
+        self, d: Delivery, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
         # Observers of the code that made the worker see its runs too, wherever it runs them.
         # Non-final states reach the record through an observer when there can be several
         # (retries) or observers are watching anyway; otherwise the one there is, Running, is
@@ -314,13 +346,19 @@ class TaskWorker:
         if task.isasync:
             group = self._group
             if group is None:
-                group = self._group = LoopGroup()
+                with self._cond:
+                    if self._group is None:
+                        self._group = LoopGroup()
+                    group = self._group
             run.loop = group.loop
             group.start_soon(_start_in_group, group, run)
         else:
             pool = self._pool
             if pool is None:
-                pool = self._pool = runtime.new_pool(self.threads, "actorflow-task-worker")
+                with self._cond:
+                    if self._pool is None:
+                        self._pool = runtime.new_pool(self.threads, "actorflow-task-worker")
+                    pool = self._pool
             pool.submit(drive_queued, run)
 
     def _upstream_done(self, d: Delivery, wait_for: Sequence[str]) -> bool:

@@ -261,9 +261,9 @@ def test_stale_worker_is_fenced(queue: str, monkeypatch: pytest.MonkeyPatch) -> 
 def test_heartbeat_keeps_a_long_run_leased(
     queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("ACTORFLOW_QUEUE_LEASE", "0.3")
+    monkeypatch.setenv("ACTORFLOW_QUEUE_LEASE", "0.6")  # a heartbeat every 0.2 s
     marker = tmp_path / "slow"
-    future = bt.slow.delay(str(marker), 1.0)  # three leases long
+    future = bt.slow.delay(str(marker), 1.5)  # two and a half leases long
     with running(bt.slow) as first, running(bt.slow) as second:
         assert future.result(timeout=30) == "done"
     assert marker.read_text().count("started") == 1  # never taken over

@@ -26,7 +26,7 @@ import pytest
 from actorflow import RunRecorder
 from actorflow._queue import BackgroundTaskFuture, broker, client, reset
 from actorflow._queue._broker import Delivery, Record
-from actorflow.exceptions import CrashedRun
+from actorflow.exceptions import CrashedRun, UnfinishedRun
 from actorflow.futures import PrefectDistributedFuture
 from actorflow.task_worker import TaskWorker, serve
 
@@ -127,6 +127,20 @@ def test_apply_async_waits_for_upstream_and_retries_count_per_delivery(
         assert second.result(timeout=30) == 4
         assert flaky.result(timeout=30) == "retried"  # the task's own retries, in one delivery
     assert first.state.is_completed()
+
+
+def test_futures_as_arguments_are_resolved(queue: str) -> None:
+    first = bt.add.delay(1, 1)
+    second = bt.add.delay(first, 10)  # the worker waits for first, then passes its result
+    failed = bt.fail.delay("upstream")
+    after_failure = bt.add.delay(failed, 1)
+    with running(bt.add, bt.fail):
+        assert second.result(timeout=30) == 12
+        after_failure.wait(30)
+    assert after_failure.state.name == "NotReady"  # an upstream that failed: never ran
+    assert after_failure.done()
+    with pytest.raises(UnfinishedRun):
+        after_failure.result(timeout=5)
 
 
 def test_a_run_waiting_for_upstream_holds_only_its_own_slot(queue: str) -> None:

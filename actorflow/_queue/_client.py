@@ -284,7 +284,10 @@ def delay_runs(
     runs = []
     now = time.time_ns()
     for args, kwargs in calls:
-        payload = dump_arguments(task, args, kwargs, waits)
+        # Futures of background runs among the arguments are waited for, then replaced by
+        # their results, by the worker (as Prefect resolves them).
+        inner = [f._id for f in _futures_in((args, kwargs))]
+        payload = dump_arguments(task, args, kwargs, waits + inner if inner else waits)
         runs.append(NewRun(new_run_id(), key, name, payload, target.reply, now))
     target.send(runs)
     futures: list[BackgroundTaskFuture[Any]] = [
@@ -305,6 +308,34 @@ def delay_runs(
                 except Exception:
                     logger.exception("an observer of %s raised", name)
     return futures
+
+
+def _futures_in(value: Any, depth: int = 0) -> list[BackgroundTaskFuture[Any]]:
+    """Background futures inside ``value``: itself, or in lists, tuples, sets and dict values."""
+    if isinstance(value, BackgroundTaskFuture):
+        return [value]
+    if depth > 8 or not isinstance(value, (list, tuple, set, frozenset, dict)):
+        return []
+    items = value.values() if isinstance(value, dict) else value
+    found: list[BackgroundTaskFuture[Any]] = []
+    for item in items:
+        found += _futures_in(item, depth + 1)
+    return found
+
+
+def resolve_futures(value: Any, depth: int = 0) -> Any:
+    """``value`` with the background futures inside it replaced by their results (the runs are
+    final: the worker waited for them)."""
+    if isinstance(value, BackgroundTaskFuture):
+        return value.result()
+    if depth > 8 or not isinstance(value, (list, tuple, set, frozenset, dict)):
+        return value
+    if isinstance(value, dict):
+        return type(value)({k: resolve_futures(v, depth + 1) for k, v in value.items()})
+    resolved = [resolve_futures(item, depth + 1) for item in value]
+    if type(value) in (list, tuple, set, frozenset):
+        return type(value)(resolved)
+    return value.__class__(*resolved)  # a named tuple
 
 
 def _future_id(future: Any) -> str:
@@ -380,7 +411,7 @@ class BackgroundTaskFuture(Generic[R]):
         if record is None:
             record = self._broker().read([self._id])[0]
         state = state_of(self._id, record)
-        if state.is_final():
+        if record is not None and record.final:  # ended (NotReady, a Pending state, included)
             self._final = state
         return state
 
@@ -390,7 +421,10 @@ class BackgroundTaskFuture(Generic[R]):
         return self._read()
 
     def done(self) -> bool:
-        return self._read().is_final()
+        """Whether the run has ended (its final state, or NotReady: an upstream run failed)."""
+        if self._final is None:
+            self._read()
+        return self._final is not None
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the run is final or ``timeout`` seconds pass; never raises on timeout."""
@@ -421,7 +455,7 @@ class BackgroundTaskFuture(Generic[R]):
         is not final by then."""
         self.wait(timeout)
         state = self._read()
-        if not state.is_final():
+        if self._final is None:
             raise TimeoutError(
                 f"Background task run {self.task_run_id} did not complete within "
                 f"{timeout} seconds (it is {state.name})"

@@ -42,7 +42,7 @@ from .._core import (
     runtime,
 )
 from ._broker import Broker, Delivery, QueueSettings, Record, broker, settings
-from ._client import state_of
+from ._client import resolve_futures, state_of
 
 if TYPE_CHECKING:
     from .._tasks import Task
@@ -311,8 +311,15 @@ class TaskWorker:
         kwargs: dict[str, Any],
         wait_for: Sequence[str],
     ) -> None:
-        if self._upstream_done(d, wait_for):
-            self._launch(d, task, args, kwargs)
+        if not self._upstream_done(d, wait_for):
+            return
+        try:
+            args, kwargs = resolve_futures((args, kwargs))
+        except Exception as exc:
+            message = f"Could not read the result of an upstream run: {type(exc).__name__}: {exc}"
+            self._end(d, State(StateType.FAILED, "Failed", time.time_ns(), message, exc))
+            return
+        self._launch(d, task, args, kwargs)
 
     def _launch(
         self, d: Delivery, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]

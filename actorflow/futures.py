@@ -1,5 +1,6 @@
 """Futures of task runs: ``TaskFuture`` (alias ``PrefectFuture``), ``wait``, ``as_completed``;
-``BackgroundTaskFuture`` (alias ``PrefectDistributedFuture``) for runs queued with ``.delay``."""
+``BackgroundTaskFuture`` (alias ``PrefectDistributedFuture``) for runs queued with ``.delay``,
+imported on first use (the queue's machinery is not loaded by scripts that never use it)."""
 
 from typing import TYPE_CHECKING, Any
 
@@ -11,9 +12,8 @@ from ._core import fixup_module_metadata as _fixup_module_metadata
 from ._core import wait as wait
 
 if TYPE_CHECKING:
-    from ._queue import BackgroundTaskFuture as BackgroundTaskFuture
-
-    PrefectDistributedFuture = BackgroundTaskFuture
+    from ._queue._client import BackgroundTaskFuture as BackgroundTaskFuture
+    from ._queue._client import BackgroundTaskFuture as PrefectDistributedFuture
 
 #: Prefect's names, so that ported code keeps working.
 PrefectFuture = TaskFuture
@@ -31,19 +31,21 @@ __all__ = (
     "wait",
 )
 
-_fixup_module_metadata(__name__, globals())
-
 
 def __getattr__(name: str) -> Any:
-    # The background futures bring the queue (pickle, sockets, its brokers): it is imported
-    # when they are first asked for, not by every script that imports actorflow.
     if name in ("BackgroundTaskFuture", "PrefectDistributedFuture"):
-        from ._queue import BackgroundTaskFuture
+        from ._queue._client import BackgroundTaskFuture
 
-        lazy = {"__all__": ("BackgroundTaskFuture",), "BackgroundTaskFuture": BackgroundTaskFuture}
-        _fixup_module_metadata(__name__, lazy)
-        globals().update(
-            BackgroundTaskFuture=BackgroundTaskFuture, PrefectDistributedFuture=BackgroundTaskFuture
-        )
+        globals().update(BackgroundTaskFuture=BackgroundTaskFuture)
+        globals().update(PrefectDistributedFuture=BackgroundTaskFuture)
+        names = ("BackgroundTaskFuture",)
+        _fixup_module_metadata(__name__, {"__all__": names, names[0]: BackgroundTaskFuture})
         return BackgroundTaskFuture
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+_fixup_module_metadata(__name__, globals())

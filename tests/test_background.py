@@ -26,7 +26,7 @@ import pytest
 from actorflow import RunRecorder
 from actorflow._queue import BackgroundTaskFuture, broker, client, reset
 from actorflow._queue._broker import Delivery, Record
-from actorflow.exceptions import CrashedRun
+from actorflow.exceptions import CrashedRun, UnfinishedRun
 from actorflow.futures import PrefectDistributedFuture
 from actorflow.task_worker import TaskWorker, serve
 
@@ -106,14 +106,15 @@ def test_delay_before_serve(queue: str) -> None:
     assert [f.state.name for f in futures] == ["Scheduled"] * 3
     client().flush()
     assert [f.state.name for f in futures] == ["Scheduled"] * 3  # written, waiting
-    serve(bt.add, bt.multiply, bt.fail, timeout=1.0)
-    assert futures[0].result() == 3
-    assert futures[1].result() == 12  # an async task
+    with running(bt.add, bt.multiply, bt.fail):
+        assert futures[0].result(timeout=30) == 3
+        assert futures[1].result(timeout=30) == 12  # an async task
+        futures[2].wait(30)
+        assert [f.result(timeout=30) for f in mapped] == [11, 22, 33]
     assert futures[2].state.is_failed()
     with pytest.raises(ValueError, match="boom"):
         futures[2].result()
     assert isinstance(futures[2].result(raise_on_failure=False), ValueError)
-    assert [f.result() for f in mapped] == [11, 22, 33]
 
 
 def test_apply_async_waits_for_upstream_and_retries_count_per_delivery(
@@ -128,12 +129,41 @@ def test_apply_async_waits_for_upstream_and_retries_count_per_delivery(
     assert first.state.is_completed()
 
 
+def test_futures_as_arguments_are_resolved(queue: str) -> None:
+    first = bt.add.delay(1, 1)
+    second = bt.add.delay(first, 10)  # the worker waits for first, then passes its result
+    failed = bt.fail.delay("upstream")
+    after_failure = bt.add.delay(failed, 1)
+    with running(bt.add, bt.fail):
+        assert second.result(timeout=30) == 12
+        after_failure.wait(30)
+    assert after_failure.state.name == "NotReady"  # an upstream that failed: never ran
+    assert after_failure.done()
+    with pytest.raises(UnfinishedRun):
+        after_failure.result(timeout=5)
+
+
+def test_a_run_waiting_for_upstream_holds_only_its_own_slot(queue: str) -> None:
+    first = bt.other.delay(1)
+    second = bt.add.apply_async((2,), {"b": 2}, wait_for=[first])
+    client().flush()
+    with running(bt.add, limit=2):
+        third = bt.add.delay(5, 5)
+        assert third.result(timeout=30) == 10  # claimed and run while the second waits
+        assert second.state.name == "Pending"
+        with running(bt.other):
+            assert second.result(timeout=30) == 4
+
+
 def test_future_from_id_and_pickled(queue: str) -> None:
     future = bt.add.delay(20, 22)
     with running(bt.add):
         future.wait(30)
     by_id = BackgroundTaskFuture(future.task_run_id)
     assert by_id.result(timeout=5) == 42
+    assert BackgroundTaskFuture(str(future.task_run_id)).result(timeout=5) == 42
+    with pytest.raises(ValueError, match="not the id of a background task run"):
+        BackgroundTaskFuture("nope")
     assert pickle.loads(pickle.dumps(future)).result(timeout=5) == 42
     assert PrefectDistributedFuture is BackgroundTaskFuture
 
@@ -153,7 +183,7 @@ def test_limit_is_honoured(queue: str) -> None:
     with running(bt.counted, limit=2) as worker:
         for f in futures:
             f.wait(30)
-        assert worker.statistics().finished == 8
+    assert worker.statistics().finished == 8  # counted once the worker has stopped
     assert all(f.state.is_completed() for f in futures)
     assert bt.concurrency["peak"] == 2
 
@@ -177,8 +207,8 @@ def test_unknown_task_is_left_for_a_worker_that_serves_it(
     assert bt.add.task_key in caplog.text and "left for another worker" in caplog.text
     assert future.state.name == "Scheduled"
     assert broker().queued() == {bt.add.task_key: 1}
-    serve(bt.add, timeout=0.5)
-    assert future.result() == 5
+    with running(bt.add):
+        assert future.result(timeout=30) == 5
 
 
 # -- across processes, leases and fencing ------------------------------------------------------
@@ -221,7 +251,7 @@ def test_killed_workers_run_is_finished_by_another(queue: str, tmp_path: Path) -
         first.wait(30)
     with running(bt.until_killed) as second:
         assert future.result(timeout=30) == "second"
-        stats = second.statistics()
+    stats = second.statistics()
     assert (stats.finished, stats.fenced) == (1, 0)
     assert future.state.name == "Completed"
 
@@ -281,6 +311,18 @@ def test_stale_worker_is_fenced(queue: str, monkeypatch: pytest.MonkeyPatch) -> 
     assert future.result(timeout=5) == 3
 
 
+def test_heartbeat_keeps_a_long_run_leased(
+    queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACTORFLOW_QUEUE_LEASE", "0.6")  # a heartbeat every 0.2 s
+    marker = tmp_path / "slow"
+    future = bt.slow.delay(str(marker), 1.5)  # two and a half leases long
+    with running(bt.slow) as first, running(bt.slow) as second:
+        assert future.result(timeout=30) == "done"
+    assert marker.read_text().count("started") == 1  # never taken over
+    assert first.statistics().fenced + second.statistics().fenced == 0
+
+
 def test_dead_letter_after_max_deliveries(queue: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ACTORFLOW_QUEUE_LEASE", "0.2")
     monkeypatch.setenv("ACTORFLOW_QUEUE_MAX_DELIVERIES", "2")
@@ -315,8 +357,8 @@ def test_sigterm_lets_the_running_run_finish(queue: str, tmp_path: Path) -> None
             worker.kill()
     assert running_one.result(timeout=5) == "done"
     assert waiting.state.name == "Scheduled"  # not taken: left for the next worker
-    serve(bt.slow, timeout=0.5)
-    assert waiting.result() == "done"
+    with running(bt.slow):
+        assert waiting.result(timeout=30) == "done"
 
 
 def test_runs_past_the_grace_go_to_another_worker(queue: str, tmp_path: Path) -> None:
@@ -345,7 +387,7 @@ async def test_delay_from_async_code(queue: str, anyio_backend: str) -> None:
     async with anyio.create_task_group() as tg:
 
         async def worker() -> None:
-            await serve(bt.add, bt.multiply, timeout=5.0)
+            await serve(bt.add, bt.multiply)  # until cancelled: it winds down, then returns
 
         tg.start_soon(worker)
         with anyio.fail_after(30):

@@ -180,9 +180,9 @@ class Broker(Protocol):
     def read(self, ids: Sequence[str]) -> list[Record | None]:
         """The records of these runs (``None`` for an unknown id)."""
 
-    def finished_since(self, reply: str, block: float) -> list[str]:
-        """Ids of runs of client ``reply`` that became final since the last call, waiting up to
-        ``block`` seconds for one."""
+    def finished_since(self, reply: str, block: float) -> list[tuple[str, Record]]:
+        """Runs of client ``reply`` that became final since the last call, with their final
+        records, waiting up to ``block`` seconds for one."""
 
     def queued(self) -> dict[str, int]:
         """Runs waiting, per task key."""

@@ -131,7 +131,7 @@ class Client:
         self._watching: dict[str, threading.Event] = {}
         #: Records of runs of this process that ended, read in batches as they end, until a
         #: future takes its own (at most _KEPT of them: older ones are read again if needed).
-        self._ended: dict[str, Record | None] = {}
+        self._ended: dict[str, Record] = {}
         self._watcher: threading.Thread | None = None
         self._closed = False
 
@@ -224,26 +224,21 @@ class Client:
     def _watch_loop(self) -> None:
         while not self._closed:
             try:
-                ids = self.broker.finished_since(self.reply, 0.5)
+                ended_now = self.broker.finished_since(self.reply, 0.5)
             except Exception as exc:
                 if self._closed:
                     return
                 logger.warning("could not learn which background runs ended: %s", exc)
                 time.sleep(0.5)
                 continue
-            if not ids:
+            if not ended_now:
                 continue
-            try:
-                records = self.broker.read(ids)
-            except Exception:
-                records = [None] * len(ids)
             with self._cond:
                 ended = self._ended
-                for run_id, record in zip(ids, records, strict=True):
-                    ended[run_id] = record if record is not None and record.final else None
+                ended.update(ended_now)
                 while len(ended) > _KEPT:
                     del ended[next(iter(ended))]
-                for run_id in ids:
+                for run_id, _ in ended_now:
                     event = self._watching.pop(run_id, None)
                     if event is not None:
                         event.set()
@@ -301,7 +296,10 @@ def delay_runs(
     runs = []
     now = time.time_ns()
     for args, kwargs in calls:
-        payload = dump_arguments(task, args, kwargs, waits)
+        # Futures of background runs among the arguments are waited for, then replaced by
+        # their results, by the worker (as Prefect resolves them).
+        inner = [f._id for f in _futures_in((args, kwargs))]
+        payload = dump_arguments(task, args, kwargs, waits + inner if inner else waits)
         runs.append(NewRun(new_run_id(), key, name, payload, target.reply, now))
     target.send(runs)
     futures: list[BackgroundTaskFuture[Any]] = [
@@ -322,6 +320,34 @@ def delay_runs(
                 except Exception:
                     logger.exception("an observer of %s raised", name)
     return futures
+
+
+def _futures_in(value: Any, depth: int = 0) -> list[BackgroundTaskFuture[Any]]:
+    """Background futures inside ``value``: itself, or in lists, tuples, sets and dict values."""
+    if isinstance(value, BackgroundTaskFuture):
+        return [value]
+    if depth > 8 or not isinstance(value, (list, tuple, set, frozenset, dict)):
+        return []
+    items = value.values() if isinstance(value, dict) else value
+    found: list[BackgroundTaskFuture[Any]] = []
+    for item in items:
+        found += _futures_in(item, depth + 1)
+    return found
+
+
+def resolve_futures(value: Any, depth: int = 0) -> Any:
+    """``value`` with the background futures inside it replaced by their results (the runs are
+    final: the worker waited for them)."""
+    if isinstance(value, BackgroundTaskFuture):
+        return value.result()
+    if depth > 8 or not isinstance(value, (list, tuple, set, frozenset, dict)):
+        return value
+    if isinstance(value, dict):
+        return type(value)({k: resolve_futures(v, depth + 1) for k, v in value.items()})
+    resolved = [resolve_futures(item, depth + 1) for item in value]
+    if type(value) in (list, tuple, set, frozenset):
+        return type(value)(resolved)
+    return value.__class__(*resolved)  # a named tuple
 
 
 def _future_id(future: Any) -> str:
@@ -367,7 +393,14 @@ class BackgroundTaskFuture(Generic[R]):
     def __init__(
         self, task_run_id: Any, config: QueueSettings | None = None, *, _client: Any = None
     ) -> None:
-        self._id = task_run_id.hex if isinstance(task_run_id, uuid.UUID) else str(task_run_id)
+        if not isinstance(task_run_id, uuid.UUID):
+            try:
+                task_run_id = uuid.UUID(str(task_run_id))
+            except ValueError:
+                raise ValueError(
+                    f"{task_run_id!r} is not the id of a background task run (a UUID)"
+                ) from None
+        self._id: str = task_run_id.hex
         self._config = config or settings()
         self._client: Client | None = _client
         self._final: State[R] | None = None
@@ -390,7 +423,7 @@ class BackgroundTaskFuture(Generic[R]):
         if record is None:
             record = self._broker().read([self._id])[0]
         state = state_of(self._id, record)
-        if state.is_final():
+        if record is not None and record.final:  # ended (NotReady, a Pending state, included)
             self._final = state
         return state
 
@@ -400,7 +433,10 @@ class BackgroundTaskFuture(Generic[R]):
         return self._read()
 
     def done(self) -> bool:
-        return self._read().is_final()
+        """Whether the run has ended (its final state, or NotReady: an upstream run failed)."""
+        if self._final is None:
+            self._read()
+        return self._final is not None
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the run is final or ``timeout`` seconds pass; never raises on timeout."""
@@ -431,7 +467,7 @@ class BackgroundTaskFuture(Generic[R]):
         is not final by then."""
         self.wait(timeout)
         state = self._read()
-        if not state.is_final():
+        if self._final is None:
             raise TimeoutError(
                 f"Background task run {self.task_run_id} did not complete within "
                 f"{timeout} seconds (it is {state.name})"

@@ -33,6 +33,8 @@ from ._broker import (
 __all__ = ["RedisBroker"]
 
 GROUP = "workers"
+#: Items per ended run in a producer's list: id, type, name, timestamp, message, data.
+DONE_FIELDS = 6
 #: How long a final record is kept (seconds).
 RESULT_TTL = 7 * 24 * 3600
 
@@ -55,7 +57,8 @@ return 1
 """
 
 # KEYS: record, stream.  ARGV: group, entry id, token, type, name, ts, message, data, prefix,
-# ttl, run id.  The first final write wins; a stale token is refused (and does not ack).
+# ttl, run id.  The first final write wins; a stale token is refused (and does not ack). The
+# producer's list is told the run's id and record, DONE_FIELDS items in one RPUSH.
 _FINISH = """
 if redis.call('HGET', KEYS[1], 'f') == '1' then
   redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
@@ -73,7 +76,7 @@ redis.call('EXPIRE', KEYS[1], ARGV[10])
 local reply = redis.call('HGET', KEYS[1], 'rp')
 if reply then
   local done = ARGV[9] .. 'done:' .. reply
-  redis.call('RPUSH', done, ARGV[11])
+  redis.call('RPUSH', done, ARGV[11], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
   redis.call('EXPIRE', done, ARGV[10])
 end
 return 1
@@ -335,17 +338,29 @@ class RedisBroker:
             records.append(Record(_s(t), _s(n), int(ts or 0), _s(m) or None, d or None, f == b"1"))
         return records
 
-    def finished_since(self, reply: str, block: float) -> list[str]:
+    def finished_since(self, reply: str, block: float) -> list[tuple[str, Record]]:
         key = f"{self.prefix}done:{reply}"
-        # One round trip: the blocking pop, then (right after it, on the server) the rest.
+        # One round trip: the blocking pop of one item, then (right after it, on the server) the
+        # rest of its run's items and whole runs after them: each run's items are pushed at
+        # once, and this client is the list's only reader.
         pipe = self._redis.pipeline(transaction=False)
         if block > 0:
             pipe.blpop([key], timeout=block)
-        pipe.lpop(key, 10_000)
+            pipe.lpop(key, DONE_FIELDS * 2000 - 1)
+        else:
+            pipe.lpop(key, DONE_FIELDS * 2000)
         got = pipe.execute()
-        first = got[0] if block > 0 else None
-        ids = [_s(first[1])] if first else []
-        return ids + [_s(i) for i in got[-1] or ()]
+        items: list[Any] = []
+        if block > 0:
+            if not got[0]:
+                return []
+            items.append(got[0][1])
+        items += got[-1] or ()
+        out = []
+        for i in range(0, len(items) - DONE_FIELDS + 1, DONE_FIELDS):
+            run_id, t, n, ts, m, d = items[i : i + DONE_FIELDS]
+            out.append((_s(run_id), Record(_s(t), _s(n), int(ts), _s(m) or None, d or None, True)))
+        return out
 
     def queued(self) -> dict[str, int]:
         keys = [_s(k) for k in self._redis.smembers(f"{self.prefix}keys")]

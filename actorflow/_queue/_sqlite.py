@@ -57,13 +57,18 @@ CREATE INDEX IF NOT EXISTS runs_leased ON runs (ns, status, lease_until);
 CREATE TABLE IF NOT EXISTS finished (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     reply TEXT NOT NULL,
-    id TEXT NOT NULL
+    id TEXT NOT NULL,
+    at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS finished_reply ON finished (reply, seq);
 """
 
 #: How often a blocked claim or wait looks for another process's commit.
 POLL = 0.0005
+#: How long a final record is kept (seconds), as on Redis; older ones are deleted by workers.
+RESULT_TTL = 7 * 24 * 3600
+#: Seconds between two such clean-ups by one worker.
+PRUNE_EVERY = 600.0
 
 
 @final
@@ -86,6 +91,7 @@ class SQLiteBroker:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._last_finished: dict[str, int] = {}
+        self._pruned = time.monotonic()
         self._db().executescript(_SCHEMA)
 
     # -- connections ----------------------------------------------------------------------------
@@ -201,7 +207,10 @@ class SQLiteBroker:
                         "data = ?, payload = x'' WHERE seq = ? RETURNING reply",
                         (time.time_ns(), message, data, int(d.handle)),
                     ).fetchone()[0]
-                    db.execute("INSERT INTO finished (reply, id) VALUES (?, ?)", (reply, d.id))
+                    db.execute(
+                        "INSERT INTO finished (reply, id, at) VALUES (?, ?, ?)",
+                        (reply, d.id, now),
+                    )
         return claimed, dead
 
     def renew(self, worker: str, deliveries: Sequence[Delivery]) -> list[Delivery]:
@@ -228,6 +237,7 @@ class SQLiteBroker:
 
     def finish(self, outcomes: Sequence[tuple[Delivery, Record]]) -> list[bool]:
         won = []
+        now = time.time()
         with self._write() as db:
             for d, r in outcomes:
                 row = db.execute(
@@ -238,7 +248,18 @@ class SQLiteBroker:
                 ).fetchone()
                 won.append(row is not None)
                 if row is not None:
-                    db.execute("INSERT INTO finished (reply, id) VALUES (?, ?)", (row[0], d.id))
+                    db.execute(
+                        "INSERT INTO finished (reply, id, at) VALUES (?, ?, ?)",
+                        (row[0], d.id, now),
+                    )
+            if time.monotonic() - self._pruned > PRUNE_EVERY:
+                self._pruned = time.monotonic()
+                db.execute(
+                    f"DELETE FROM runs WHERE status = {FINAL} AND s_ts < ?",
+                    ((now - RESULT_TTL) * 1e9,),
+                )
+                # Notices a producer has not read within an hour: it reads the record instead.
+                db.execute("DELETE FROM finished WHERE at < ?", (now - 3600,))
         return won
 
     def release(self, deliveries: Sequence[Delivery]) -> None:
@@ -265,19 +286,21 @@ class SQLiteBroker:
                 found[run_id] = _record(row)
         return [found.get(run_id) for run_id in ids]
 
-    def finished_since(self, reply: str, block: float) -> list[str]:
+    def finished_since(self, reply: str, block: float) -> list[tuple[str, Record]]:
         db = self._db()
         deadline = time.monotonic() + block
         last = self._last_finished.get(reply, 0)
         while True:
             version = self._changed(db)
             rows = db.execute(
-                "SELECT seq, id FROM finished WHERE reply = ? AND seq > ? ORDER BY seq",
+                "SELECT f.seq, r.id, r.s_type, r.s_name, r.s_ts, r.s_message, r.data, r.status "
+                "FROM finished AS f JOIN runs AS r ON r.id = f.id "
+                "WHERE f.reply = ? AND f.seq > ? ORDER BY f.seq",
                 (reply, last),
             ).fetchall()
             if rows:
                 self._last_finished[reply] = rows[-1][0]
-                return [row[1] for row in rows]
+                return [(row[1], _record(row[2:])) for row in rows]
             if block <= 0 or not self._wait_change(db, version, deadline):
                 return []
 

@@ -44,7 +44,7 @@ from .._core import (
 )
 from ._broker import Broker, Delivery, QueueSettings, Record, settings
 from ._brokers import broker
-from ._client import QueuedTask, state_of
+from ._client import QueuedTask, resolve_futures, state_of
 
 __all__ = ["TaskWorker", "WorkerStatistics", "serve"]
 
@@ -290,25 +290,79 @@ class TaskWorker:
             message = f"The run's arguments could not be loaded: {type(exc).__name__}: {exc}"
             self._end(d, State(StateType.FAILED, "Failed", time.time_ns(), message, exc))
             return
-        if wait_for and not self._upstream_done(d, wait_for):
+        if wait_for:  # waited for on a thread of its own: the claims go on meanwhile
+            threading.Thread(
+                target=self._launch_after,
+                args=(d, task, args, kwargs, wait_for),
+                name="actorflow-worker-upstream",
+                daemon=True,
+            ).start()
             return
-        # Observers of the code that made the worker see its runs too, wherever it runs them.
-        token = observers.set((*self._observers, lambda event: self._observed(d, event)))
+        self._launch(d, task, args, kwargs)
+
+    def _launch_after(
+        self,
+        d: Delivery,
+        task: QueuedTask,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        wait_for: Sequence[str],
+    ) -> None:
+        if not self._upstream_done(d, wait_for):
+            return
         try:
+            args, kwargs = resolve_futures((args, kwargs))
+        except Exception as exc:
+            message = f"Could not read the result of an upstream run: {type(exc).__name__}: {exc}"
+            self._end(d, State(StateType.FAILED, "Failed", time.time_ns(), message, exc))
+            return
+        self._launch(d, task, args, kwargs)
+
+    def _launch(
+        self, d: Delivery, task: QueuedTask, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        try:
+            self._dispatch(d, task, args, kwargs)
+        except Exception as exc:  # the run ends here rather than stay leased
+            logger.exception("task worker could not start background run %s", d.id)
+            message = f"Could not start the task run: {type(exc).__name__}: {exc}"
+            self._end(d, State(StateType.CRASHED, "Crashed", time.time_ns(), message, exc))
+
+    def _dispatch(
+        self, d: Delivery, task: QueuedTask, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        # Observers of the code that made the worker see its runs too, wherever it runs them.
+        # Non-final states reach the record through an observer when there can be several
+        # (retries) or observers are watching anyway; otherwise the one there is, Running, is
+        # recorded as the run is handed to its thread or loop (an event per transition costs).
+        if self._observers or task.spec.retries:
+            token = observers.set((*self._observers, lambda event: self._observed(d, event)))
+            try:
+                run = TaskRun(task.spec, args, kwargs, None, None, None, int(d.id, 16))
+            finally:
+                observers.reset(token)
+        else:
             run = TaskRun(task.spec, args, kwargs, None, None, None, int(d.id, 16))
-        finally:
-            observers.reset(token)
+            self._updates.append(
+                (d, Record("RUNNING", "Running", time.time_ns(), None, None, False))
+            )
         run.add_done_callback(lambda: self._end(d, run.state))
         if task.spec.is_async:
             group = self._group
             if group is None:
-                group = self._group = LoopGroup()
+                with self._cond:
+                    if self._group is None:
+                        self._group = LoopGroup()
+                    group = self._group
             run.loop = group.loop
             group.start_soon(_start_in_group, group, run)
         else:
             pool = self._pool
             if pool is None:
-                pool = self._pool = runtime.new_pool(self.threads, "actorflow-task-worker")
+                with self._cond:
+                    if self._pool is None:
+                        self._pool = runtime.new_pool(self.threads, "actorflow-task-worker")
+                    pool = self._pool
             pool.submit(drive_queued, run)
 
     def _upstream_done(self, d: Delivery, wait_for: Sequence[str]) -> bool:
@@ -413,7 +467,10 @@ class TaskWorker:
                 logger.error("task worker could not renew its leases: %s", exc)
                 continue
             for d in lost:
-                logger.warning("task worker lost its lease on background run %s", d.id)
+                # An ended run's outcome may have been written meanwhile (its lease is over);
+                # one still running has really lost it (its outcome will be refused).
+                if self._active.get(d.id) is d:
+                    logger.warning("task worker lost its lease on background run %s", d.id)
 
 
 def _start_in_group(group: LoopGroup, run: TaskRun) -> None:

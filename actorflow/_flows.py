@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Callable, Coroutine, Iterable
+import signal
+import threading
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, ParamSpec, TypeVar, overload
 
 import attrs
@@ -15,6 +18,7 @@ from ._core import (
     InvalidNameError,
     State,
     TaskRunner,
+    TerminationSignal,
     ThreadPoolTaskRunner,
     current_run,
     drive_async,
@@ -219,7 +223,11 @@ class Flow(Definition[P, R]):
             return self._call_async(args, kwargs, return_state, wait_for)
         run, started = self._new_run(args, kwargs, wait_for)
         if not started:
-            drive_here(run)
+            if run.parent is None:
+                with _sigterm_raises():
+                    drive_here(run)
+            else:
+                drive_here(run)
         return _outcome(run, return_state)
 
     def _new_run(
@@ -244,6 +252,29 @@ class Flow(Definition[P, R]):
         if not started:
             await drive_async(run)
         return _outcome(run, return_state)
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While a top-level sync flow runs on the main thread, SIGTERM raises
+    :class:`TerminationSignal` there, as Ctrl-C raises ``KeyboardInterrupt`` (Prefect does the
+    same): the flow's runs end Crashed or Cancelled and the process exits the normal way, its
+    journal written. Only in place of the default action: a handler of the program's stays."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise TerminationSignal(signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _outcome(run: FlowRun, return_state: bool) -> Any:

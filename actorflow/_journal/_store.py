@@ -80,6 +80,10 @@ ON CONFLICT (id) DO UPDATE SET
     state_type = excluded.state_type, state_name = excluded.state_name,
     start_ns = coalesce(runs.start_ns, excluded.start_ns), end_ns = excluded.end_ns,
     history = excluded.history
+-- A run ended by one process is not rewritten by another: a background run is journaled by
+-- each worker it was delivered to, and the first end recorded stands (a worker paused past
+-- its lease, whose later outcome the broker refuses, is refused here too).
+WHERE runs.end_ns IS NULL OR runs.process = excluded.process
 """
 
 

@@ -42,6 +42,7 @@ from .._core import (
     observers,
     runtime,
 )
+from .._journal._registry import flush_current as flush_journal
 from ._broker import Broker, Delivery, QueueSettings, Record, settings
 from ._brokers import broker
 from ._client import QueuedTask, state_of
@@ -366,6 +367,10 @@ class TaskWorker:
                 if updates:
                     self.broker.update(updates)
                 if finished:
+                    try:  # journaled before acknowledged: a kill now loses neither
+                        flush_journal()
+                    except Exception as exc:
+                        logger.error("the run journal could not be written: %s", exc)
                     won = self.broker.finish(finished)
                     self._count(finished, won)
             except Exception as exc:

@@ -29,10 +29,12 @@ from ._core import fixup_module_metadata as _fixup_module_metadata
 if TYPE_CHECKING:
     from ._cache._hashing import CacheKeyError as CacheKeyError
     from ._cache._hashing import UnhashableInput as UnhashableInput
+    from ._queue._client import BrokerUnavailable as BrokerUnavailable
 
 __all__ = (
     "ActorflowException",
     "BlockingWaitOnEventLoop",
+    "BrokerUnavailable",
     "CacheKeyError",
     "CancelledRun",
     "ConfigurationError",
@@ -66,6 +68,13 @@ def __getattr__(name: str) -> Any:
         from ._cache import _hashing
 
         value = getattr(_hashing, name)
+        globals()[name] = value
+        _fixup_module_metadata(__name__, {"__all__": (name,), name: value})
+        return value
+    if name == "BrokerUnavailable":  # the queue's, loaded with it
+        from ._queue import _client
+
+        value = _client.BrokerUnavailable
         globals()[name] = value
         _fixup_module_metadata(__name__, {"__all__": (name,), name: value})
         return value

@@ -38,6 +38,7 @@ import reliability_queue_tasks as rq
 from support import child_env
 
 from actorflow._queue import BackgroundTaskFuture, broker, client, reset
+from actorflow.exceptions import BrokerUnavailable
 from actorflow.journal import Journal
 
 TESTS = Path(__file__).resolve().parent
@@ -236,10 +237,11 @@ def spare_port() -> int:
 
 
 @contextlib.contextmanager
-def redis_server(folder: Path) -> Iterator[Any]:
+def redis_server(folder: Path, persistent: bool = True) -> Iterator[Any]:
     """A ``redis-server`` of this test's own on a spare loopback port, with an append-only file
-    synced at every write (so a SIGKILL loses nothing Redis acknowledged): ``restart.kill()``
-    and ``restart.start()`` stop and start it on the same port and file."""
+    synced at every write (so a SIGKILL loses nothing Redis acknowledged), or with no
+    persistence at all: ``server.kill()`` and ``server.start()`` stop and start it on the same
+    port (and file)."""
     port = spare_port()
     folder.mkdir(exist_ok=True)
 
@@ -249,7 +251,8 @@ def redis_server(folder: Path) -> Iterator[Any]:
 
         def start(self) -> None:
             command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1"]
-            command += ["--save", "", "--appendonly", "yes", "--appendfsync", "always"]
+            command += ["--save", "", "--appendonly", "yes" if persistent else "no"]
+            command += ["--appendfsync", "always"]
             command += ["--dir", str(folder), "--daemonize", "no", "--loglevel", "warning"]
             self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
             deadline = time.monotonic() + 30
@@ -271,3 +274,91 @@ def redis_server(folder: Path) -> Iterator[Any]:
     finally:
         if server.proc is not None and server.proc.poll() is None:
             server.kill()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("persistent", [True, False], ids=["aof", "no-persistence"])
+def test_a_redis_restart_loses_nothing(
+    persistent: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an append-only file, nothing is lost. Without persistence, a restarted Redis has
+    lost everything it held (runs queued, leased, their records): "nothing lost" is then what
+    is honest to ask: the runs delayed while it was down and after it came back all complete,
+    the worker serving them after the restart as before it."""
+    log, journal_path = tmp_path / "bodies.log", tmp_path / "journal.db"
+    with redis_server(tmp_path / "redis", persistent) as server:
+        monkeypatch.setenv("ACTORFLOW_BROKER_URL", server.url)
+        monkeypatch.setenv("ACTORFLOW_QUEUE_NAMESPACE", f"test-{uuid.uuid4().hex}")
+        monkeypatch.setenv("ACTORFLOW_QUEUE_LEASE", "1.0")
+        monkeypatch.setenv("ACTORFLOW_QUEUE_SEND_TIMEOUT", "30")
+        worker = start_worker("square", journal_path, tmp_path / "worker.err")
+        try:
+            futures = [rq.square.delay(i, str(log)) for i in range(300)]
+            wait_until(lambda: len(lines(log)) >= 100, 60, "the worker to run bodies")
+            server.kill()  # mid-stream: runs queued, leased, running and being acknowledged
+            killed_at = time.monotonic()
+            slowest = 0.0
+            while time.monotonic() - killed_at < 1.5:  # producing while Redis is down
+                began = time.monotonic()
+                futures.append(rq.square.delay(len(futures), str(log)))
+                slowest = max(slowest, time.monotonic() - began)
+                time.sleep(0.01)
+            down = len(futures) - 300
+            server.start()
+            restarted = time.monotonic()
+            futures += [rq.square.delay(len(futures) + i, str(log)) for i in range(100)]
+            kept = futures if persistent else futures[300:]
+            results = [f.result(timeout=60) for f in kept]
+            recovered = time.monotonic() - restarted
+        finally:
+            stop(worker)
+        n = len(futures)
+        bodies = Counter(int(line.split()[0]) for line in lines(log))
+        print(
+            f"{n} runs ({down} delayed while Redis was down, slowest .delay() {slowest * 1e3:.1f}"
+            f" ms); all results {recovered:.2f}s after the restart; bodies completed "
+            f"{sum(bodies.values())} ({sum(bodies.values()) - len(bodies)} re-executed)"
+        )
+        first = n - len(kept)
+        assert results == [i * i for i in range(first, n)]
+        assert set(range(first, n)) <= set(bodies)
+        if persistent:
+            assert set(bodies) == set(range(n))
+        else:  # what Redis held at the kill is gone: its runs read Scheduled, unknown to it
+            assert any(f.state.name == "Scheduled" for f in futures[:first])
+        assert slowest < 0.25  # .delay() never waits for the broker
+        assert worker.returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("outage", ["killed", "stopped"])
+def test_delay_fails_clearly_within_the_bound_while_redis_stays_down(
+    outage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed: connections are refused. Stopped (SIGSTOP): connections hang, as in a network
+    partition; a wait on the server is bounded by the socket timeout (here 2 s)."""
+    with redis_server(tmp_path / "redis") as server:
+        monkeypatch.setenv("ACTORFLOW_BROKER_URL", server.url)
+        monkeypatch.setenv("ACTORFLOW_QUEUE_NAMESPACE", f"test-{uuid.uuid4().hex}")
+        monkeypatch.setenv("ACTORFLOW_QUEUE_LEASE", "1.0")
+        monkeypatch.setenv("ACTORFLOW_QUEUE_SEND_TIMEOUT", "1.0")
+        assert rq.square.delay(0, str(tmp_path / "log")).state.name == "Scheduled"  # connected
+        assert server.proc is not None
+        if outage == "killed":
+            server.kill()
+        else:
+            server.proc.send_signal(signal.SIGSTOP)
+        began = time.monotonic()
+        future = rq.square.delay(1, str(tmp_path / "log"))
+        assert time.monotonic() - began < 0.25  # .delay() itself never waits
+        with pytest.raises(BrokerUnavailable) as raised:
+            future.result(timeout=60)
+        waited = time.monotonic() - began
+        message = str(raised.value)
+        assert future._id in message and server.url in message
+        assert "within 1 s (ACTORFLOW_QUEUE_SEND_TIMEOUT)" in message
+        print(f"{outage}: the future failed {waited:.2f}s after .delay(): {message}")
+        # The send timeout, plus at most one socket timeout for a server that does not answer.
+        assert 1.0 <= waited < (2.0 if outage == "killed" else 4.0)
+        if outage == "stopped":
+            server.proc.send_signal(signal.SIGCONT)

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, ParamSpec, TypeVar, overload
 
+import anyio
 import attrs
 
 from ._core import (
@@ -20,6 +21,7 @@ from ._core import (
     TaskRunner,
     TerminationSignal,
     ThreadPoolTaskRunner,
+    current_loop,
     current_run,
     drive_async,
     drive_here,
@@ -250,7 +252,10 @@ class Flow(Definition[P, R]):
     ) -> Any:
         run, started = self._new_run(args, kwargs, wait_for)
         if not started:
-            await drive_async(run)
+            if run.parent is None and _sigterm_is_default():
+                await _drive_until_sigterm(run)
+            else:
+                await drive_async(run)
         return _outcome(run, return_state)
 
 
@@ -260,10 +265,7 @@ def _sigterm_raises() -> Iterator[None]:
     :class:`TerminationSignal` there, as Ctrl-C raises ``KeyboardInterrupt`` (Prefect does the
     same): the flow's runs end Crashed or Cancelled and the process exits the normal way, its
     journal written. Only in place of the default action: a handler of the program's stays."""
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-    ):
+    if not _sigterm_is_default():
         yield
         return
 
@@ -275,6 +277,35 @@ def _sigterm_raises() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _sigterm_is_default() -> bool:
+    return (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    )
+
+
+async def _drive_until_sigterm(run: FlowRun) -> None:
+    """An async top-level flow on the main thread: SIGTERM cancels it, through its event loop
+    (raising from the signal handler could land inside the loop's own code), and then raises
+    :class:`TerminationSignal` to its caller."""
+    received: list[int] = []
+    loop = current_loop()
+    with anyio.CancelScope() as scope:
+
+        def terminate(signum: int, frame: object) -> None:
+            if not received:
+                received.append(signum)
+                loop.call_soon_threadsafe(scope.cancel)
+
+        signal.signal(signal.SIGTERM, terminate)
+        try:
+            await drive_async(run)
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if received:
+        raise TerminationSignal(received[0])
 
 
 def _outcome(run: FlowRun, return_state: bool) -> Any:

@@ -8,8 +8,10 @@ Pass criteria, each measured, never assumed:
   SQLITE_FULL, made real by capping the file's pages), runs are unaffected, the failure is
   reported once and clearly, the records are written once the disk has room again, and the file
   passes SQLite's integrity check and reads in another process;
-- SIGINT or SIGTERM to a script running a flow: the process exits within 2 s of the signal and
-  every run in the journal file (read by this process afterwards) ends Cancelled or Crashed.
+- SIGINT or SIGTERM to a script running a flow (sync, or async on asyncio or trio): the process
+  exits within 2 s of the signal, every run in the journal file (read by this process
+  afterwards) has exactly one final state, Cancelled or Crashed for those it stopped, and the
+  file passes SQLite's integrity check.
 """
 
 from __future__ import annotations
@@ -204,12 +206,44 @@ waits()
 """
 
 
+ASYNC_SCRIPT = r"""
+import sys, anyio
+from actorflow import flow, task
+
+@task
+async def quick(i):
+    return i
+
+@task
+async def sleepy(i, started):
+    started.append(i)
+    await anyio.sleep(30)
+    return i
+
+@flow
+async def waits():
+    done = [await f for f in quick.map(range(3))]
+    started = []
+    futures = sleepy.map(range(8), [started] * 8)
+    while len(started) < 8:
+        await anyio.sleep(0.01)
+    print("started", flush=True)
+    return done, [await f for f in futures]
+
+anyio.run(waits, backend=sys.argv[1])
+"""
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("script", ["sync", "asyncio", "trio"])
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_signal_ends_a_scripts_runs_in_the_journal(signum: int, tmp_path: Path) -> None:
+def test_a_signal_ends_a_scripts_runs_in_the_journal(
+    script: str, signum: int, tmp_path: Path
+) -> None:
     path = tmp_path / "journal.db"
+    code = [SCRIPT] if script == "sync" else [ASYNC_SCRIPT, script]
     proc = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT],
+        [sys.executable, "-c", *code],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -234,6 +268,10 @@ def test_a_signal_ends_a_scripts_runs_in_the_journal(signum: int, tmp_path: Path
     counts: dict[tuple[str, str], int] = {}
     for end in ends:
         counts[end] = counts.get(end, 0) + 1
+    if script != "sync":  # every async task run is cancelled; the flow Cancelled or Crashed
+        assert counts.pop(("task", "Completed")) == 3 and counts.pop(("task", "Cancelled")) == 8
+        assert list(counts) in ([("flow", "Cancelled")], [("flow", "Crashed")]), err
+        return
     # Finished bodies stay Completed; started ones are abandoned (Crashed), queued ones never
     # start (Cancelled); the flow is Crashed.
     assert counts == {
@@ -244,3 +282,7 @@ def test_a_signal_ends_a_scripts_runs_in_the_journal(signum: int, tmp_path: Path
     }, err
     (flow_run,) = reader.runs(kind="flow", history=True)
     assert flow_run.transitions[-1].message  # says what stopped it
+    if signum == signal.SIGTERM:
+        assert proc.returncode == 128 + signal.SIGTERM  # exited the normal way, as if killed
+    if signum == signal.SIGTERM and script == "sync":
+        assert "termination signal (SIGTERM)" in str(flow_run.transitions[-1].message)

@@ -128,9 +128,18 @@ class RedisBroker:
         # a command taking longer than a lease has lost it anyway, and one taking longer than
         # the send timeout cannot meet it. Blocking reads (XREADGROUP, BLPOP) block for at most
         # half a second, well within.
+        # redis-py's own retries are off (recent versions try a command 11 times, backing off):
+        # they would stretch those bounds tenfold, and the callers here try again themselves,
+        # the client within its send timeout and the worker at its next claim, write or beat.
         timeout = max(2.0, min(10.0, config.lease, config.send_timeout))
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
         self._redis = redis.Redis.from_url(
-            config.url, socket_timeout=timeout, socket_connect_timeout=timeout
+            config.url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
         )
         self._ResponseError = redis.ResponseError
         self.prefix = f"af:{{{config.namespace}}}:"

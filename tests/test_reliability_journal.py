@@ -10,8 +10,8 @@ Pass criteria, each measured, never assumed:
   passes SQLite's integrity check and reads in another process;
 - SIGINT or SIGTERM to a script running a flow (sync, or async on asyncio or trio): the process
   exits within 2 s of the signal, every run in the journal file (read by this process
-  afterwards) has exactly one final state, Cancelled or Crashed for those it stopped, and the
-  file passes SQLite's integrity check.
+  afterwards) has exactly one final state, Cancelled or Crashed for those it stopped, the file
+  passes SQLite's integrity check, and results cached before the signal read back.
 """
 
 from __future__ import annotations
@@ -179,11 +179,12 @@ def test_a_journal_that_stays_full_closes_cleanly(tmp_path: Path) -> None:
 SCRIPT = r"""
 import sys, threading, time
 from actorflow import flow, task
+from actorflow.cache_policies import INPUTS
 from actorflow.task_runners import ThreadPoolTaskRunner
 
 started = threading.Semaphore(0)
 
-@task
+@task(cache_policy=INPUTS)
 def quick(i):
     return i
 
@@ -202,7 +203,16 @@ def waits():
     print("started", flush=True)
     return done, [f.result() for f in futures]
 
-waits()
+if len(sys.argv) > 1:  # again, after the signal: the cached results read back
+    @flow
+    def again():
+        futures = quick.map(range(3))
+        values = futures.result()
+        return [(f.state.name, v) for f, v in zip(futures, values)]
+
+    print(again())
+else:
+    waits()
 """
 
 
@@ -268,6 +278,10 @@ def test_a_signal_ends_a_scripts_runs_in_the_journal(
     counts: dict[tuple[str, str], int] = {}
     for end in ends:
         counts[end] = counts.get(end, 0) + 1
+    (flow_run,) = reader.runs(kind="flow", history=True)
+    assert flow_run.transitions[-1].message  # says what stopped it
+    if signum == signal.SIGTERM:
+        assert proc.returncode == 128 + signal.SIGTERM  # exited the normal way, as if killed
     if script != "sync":  # every async task run is cancelled; the flow Cancelled or Crashed
         assert counts.pop(("task", "Completed")) == 3 and counts.pop(("task", "Cancelled")) == 8
         assert list(counts) in ([("flow", "Cancelled")], [("flow", "Crashed")]), err
@@ -280,9 +294,14 @@ def test_a_signal_ends_a_scripts_runs_in_the_journal(
         ("task", "Crashed"): 4,
         ("task", "Cancelled"): 4,
     }, err
-    (flow_run,) = reader.runs(kind="flow", history=True)
-    assert flow_run.transitions[-1].message  # says what stopped it
     if signum == signal.SIGTERM:
-        assert proc.returncode == 128 + signal.SIGTERM  # exited the normal way, as if killed
-    if signum == signal.SIGTERM and script == "sync":
         assert "termination signal (SIGTERM)" in str(flow_run.transitions[-1].message)
+    # The results cached before the signal read back in a new process.
+    again = subprocess.run(
+        [sys.executable, "-c", SCRIPT, "again"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=child_env(ACTORFLOW_JOURNAL=str(path), ACTORFLOW_HOME=str(tmp_path)),
+    )
+    assert again.stdout.strip() == str([("Cached", i) for i in range(3)]), again.stderr

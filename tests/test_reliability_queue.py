@@ -272,6 +272,7 @@ def redis_server(folder: Path, persistent: bool = True) -> Iterator[Any]:
     try:
         yield server
     finally:
+        reset()  # this process's clients and brokers of the server go with it
         if server.proc is not None and server.proc.poll() is None:
             server.kill()
 
@@ -363,3 +364,35 @@ def test_delay_fails_clearly_within_the_bound_while_redis_stays_down(
         assert 1.0 <= waited < (2.0 if outage == "killed" else 5.5)
         if outage == "stopped":
             server.proc.send_signal(signal.SIGCONT)
+
+
+@pytest.mark.slow
+def test_a_worker_waiting_on_upstream_runs_outlives_a_redis_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker holding a run whose upstream run is not final polls the broker: a restart
+    meanwhile must not stop the worker, and the run completes once its upstream does."""
+    log, journal_path = tmp_path / "bodies.log", tmp_path / "journal.db"
+    with redis_server(tmp_path / "redis") as server:
+        monkeypatch.setenv("ACTORFLOW_BROKER_URL", server.url)
+        monkeypatch.setenv("ACTORFLOW_QUEUE_NAMESPACE", f"test-{uuid.uuid4().hex}")
+        monkeypatch.setenv("ACTORFLOW_QUEUE_LEASE", "1.0")
+        upstream = rq.whose.delay(str(log), 0.0)  # served by nobody yet
+        downstream = rq.square.apply_async((7, str(log)), wait_for=[upstream])
+        err = tmp_path / "worker.err"
+        worker = start_worker("square", journal_path, err)
+        helper = None
+        try:
+            wait_until(lambda: downstream.state.name == "Pending", 60, "the run to be claimed")
+            server.kill()
+            time.sleep(0.5)  # the worker polls the upstream run's record meanwhile
+            server.start()
+            assert worker.poll() is None, err.read_text()
+            helper = start_worker("whose", journal_path, tmp_path / "helper.err")
+            assert downstream.result(timeout=60) == 49
+            assert upstream.result(timeout=5) == helper.pid
+        finally:
+            stop(worker)
+            if helper is not None:
+                stop(helper)
+        assert worker.returncode == 0

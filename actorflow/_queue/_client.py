@@ -269,15 +269,21 @@ class Client:
         return event
 
     def _watch_loop(self) -> None:
+        failing = False
         while not self._closed:
             try:
                 ids = self.broker.finished_since(self.reply, 0.5)
             except Exception as exc:
                 if self._closed:
                     return
-                logger.warning("could not learn which background runs ended: %s", exc)
+                if not failing:  # once per outage, not twice a second
+                    logger.warning(
+                        "could not learn which background runs ended (trying again): %s", exc
+                    )
+                failing = True
                 time.sleep(0.5)
                 continue
+            failing = False
             if not ids:
                 continue
             try:

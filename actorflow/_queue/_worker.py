@@ -202,7 +202,14 @@ class TaskWorker:
                             d.token - 1,
                         )
                     for d in claimed:
-                        self._start(d)
+                        try:
+                            self._start(d)
+                        except Exception as exc:  # one run's trouble never stops the worker
+                            logger.exception("task worker could not start background run %s", d.id)
+                            message = f"The task worker could not start the run: {exc!r}"
+                            self._end(
+                                d, State(StateType.CRASHED, "Crashed", time.time_ns(), message, exc)
+                            )
                     if not claimed and time.monotonic() - last_look > 5.0:
                         last_look = time.monotonic()
                         self._look_for_strangers()
@@ -315,8 +322,22 @@ class TaskWorker:
     def _upstream_done(self, d: Delivery, wait_for: Sequence[str]) -> bool:
         # Runs it must wait for: until they are final (holding its slot); a run that did not
         # complete leaves this one NotReady, as a failed upstream does in a flow.
+        failing = False
         while True:
-            records = self.broker.read(wait_for)
+            try:
+                records = self.broker.read(wait_for)
+            except Exception as exc:  # the broker is down or restarting: wait for it
+                if not failing:
+                    logger.error(
+                        "task worker could not read the upstream runs of background run %s "
+                        "(trying again): %s",
+                        d.id,
+                        exc,
+                    )
+                failing = True
+                if self._stop.wait(0.5):
+                    return False
+                continue
             if all(r is not None and r.final for r in records):
                 break
             if self._stop.wait(0.05):

@@ -24,6 +24,7 @@ import contextlib
 import random
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -178,6 +179,29 @@ def test_runs_survive_a_worker_killed_three_times(queue: str, tmp_path: Path) ->
 
 
 # -- a stale worker ---------------------------------------------------------------------------
+def pause_outside_a_write(proc: subprocess.Popen[bytes]) -> None:
+    """SIGSTOP ``proc``, but not in the middle of a write to the SQLite broker: a process
+    stopped there holds the file's write lock, and every other process waits for it (SQLite's
+    locks are the file's; no broker on one file can take them back from a live process)."""
+    b = broker()
+    path = getattr(b, "path", None)
+    for _ in range(100):
+        proc.send_signal(signal.SIGSTOP)
+        if path is None:
+            return
+        db = sqlite3.connect(path, timeout=0.05, isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:  # locked by the stopped process: let it finish
+            proc.send_signal(signal.SIGCONT)
+            time.sleep(0.01)
+        finally:
+            db.close()
+    raise AssertionError("the worker never left the broker's write lock")
+
+
 @pytest.mark.slow
 def test_a_paused_worker_cannot_overwrite_or_acknowledge(queue: str, tmp_path: Path) -> None:
     log, journal_path = tmp_path / "bodies.log", tmp_path / "journal.db"
@@ -187,7 +211,8 @@ def test_a_paused_worker_cannot_overwrite_or_acknowledge(queue: str, tmp_path: P
     second = None
     try:
         wait_until(lambda: f"started {paused.pid}" in lines(log), 60, "the first delivery")
-        paused.send_signal(signal.SIGSTOP)  # inside its body, past its one-second lease
+        wait_until(lambda: future.state.is_running(), 30, "Running to be recorded")
+        pause_outside_a_write(paused)  # inside its body, for longer than its one-second lease
         second = start_worker("whose", journal_path, tmp_path / "second.err")
         assert future.result(timeout=60) == second.pid
         record = broker().read([future._id])[0]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import re
 import signal
 import socket
 import sqlite3
@@ -381,12 +382,19 @@ def test_delay_fails_clearly_within_the_bound_while_redis_stays_down(
             future.result(timeout=60)
         waited = time.monotonic() - began
         message = str(raised.value)
-        assert future._id in message and server.url in message
+        url = server.url
+        assert future._id in message and url in message
         assert "within 1 s (ACTORFLOW_QUEUE_SEND_TIMEOUT)" in message
         print(f"{outage}: the future failed {waited:.2f}s after .delay(): {message}")
         # The send timeout; for a server that does not answer, plus at most two command
         # timeouts (2 s here): the attempt under way at the .delay(), then the one with it.
         assert 1.0 <= waited < (2.0 if outage == "killed" else 5.5)
+        began = time.monotonic()
+        with pytest.raises(
+            BrokerUnavailable, match="cannot be read from the broker at " + re.escape(url)
+        ):
+            BackgroundTaskFuture(future.task_run_id).state  # noqa: B018  # the read raises
+        assert time.monotonic() - began < 2.5  # one command timeout at most
         if outage == "stopped":
             server.proc.send_signal(signal.SIGCONT)
 

@@ -447,7 +447,14 @@ class BackgroundTaskFuture(Generic[R]):
             return state_of(self._id, None)  # still on its way: Scheduled
         record = c.take_record(self._id) if c is not None else None
         if record is None:
-            record = self._broker().read([self._id])[0]
+            target = self._broker()
+            try:
+                record = target.read([self._id])[0]
+            except Exception as exc:
+                raise BrokerUnavailable(
+                    f"the state of background run {self._id} cannot be read from the broker at "
+                    f"{target.settings.url}: {type(exc).__name__}: {exc}"
+                ) from exc
         state = state_of(self._id, record)
         if state.is_final():
             self._final = state

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Callable, Coroutine, Iterable
+import signal
+import threading
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, ParamSpec, TypeVar, overload
 
+import anyio
 import attrs
 
 from ._core import (
@@ -15,7 +19,9 @@ from ._core import (
     InvalidNameError,
     State,
     TaskRunner,
+    TerminationSignal,
     ThreadPoolTaskRunner,
+    current_loop,
     current_run,
     drive_async,
     drive_here,
@@ -219,7 +225,11 @@ class Flow(Definition[P, R]):
             return self._call_async(args, kwargs, return_state, wait_for)
         run, started = self._new_run(args, kwargs, wait_for)
         if not started:
-            drive_here(run)
+            if run.parent is None:
+                with _sigterm_raises():
+                    drive_here(run)
+            else:
+                drive_here(run)
         return _outcome(run, return_state)
 
     def _new_run(
@@ -242,8 +252,60 @@ class Flow(Definition[P, R]):
     ) -> Any:
         run, started = self._new_run(args, kwargs, wait_for)
         if not started:
-            await drive_async(run)
+            if run.parent is None and _sigterm_is_default():
+                await _drive_until_sigterm(run)
+            else:
+                await drive_async(run)
         return _outcome(run, return_state)
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While a top-level sync flow runs on the main thread, SIGTERM raises
+    :class:`TerminationSignal` there, as Ctrl-C raises ``KeyboardInterrupt`` (Prefect does the
+    same): the flow's runs end Crashed or Cancelled and the process exits the normal way, its
+    journal written. Only in place of the default action: a handler of the program's stays."""
+    if not _sigterm_is_default():
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise TerminationSignal(signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _sigterm_is_default() -> bool:
+    return (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    )
+
+
+async def _drive_until_sigterm(run: FlowRun) -> None:
+    """An async top-level flow on the main thread: SIGTERM cancels it, through its event loop
+    (raising from the signal handler could land inside the loop's own code), and then raises
+    :class:`TerminationSignal` to its caller."""
+    received: list[int] = []
+    loop = current_loop()
+    with anyio.CancelScope() as scope:
+
+        def terminate(signum: int, frame: object) -> None:
+            if not received:
+                received.append(signum)
+                loop.call_soon_threadsafe(scope.cancel)
+
+        signal.signal(signal.SIGTERM, terminate)
+        try:
+            await drive_async(run)
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if received:
+        raise TerminationSignal(received[0])
 
 
 def _outcome(run: FlowRun, return_state: bool) -> Any:

@@ -21,6 +21,7 @@ from ._core import PausedRun as PausedRun
 from ._core import ReservedArgumentError as ReservedArgumentError
 from ._core import SerializationError as SerializationError
 from ._core import TaskRunTimeoutError as TaskRunTimeoutError
+from ._core import TerminationSignal as TerminationSignal
 from ._core import UnfinishedRun as UnfinishedRun
 from ._core import UpstreamTaskError as UpstreamTaskError
 from ._core import fixup_module_metadata as _fixup_module_metadata
@@ -28,10 +29,12 @@ from ._core import fixup_module_metadata as _fixup_module_metadata
 if TYPE_CHECKING:
     from ._cache._hashing import CacheKeyError as CacheKeyError
     from ._cache._hashing import UnhashableInput as UnhashableInput
+    from ._queue._client import BrokerUnavailable as BrokerUnavailable
 
 __all__ = (
     "ActorflowException",
     "BlockingWaitOnEventLoop",
+    "BrokerUnavailable",
     "CacheKeyError",
     "CancelledRun",
     "ConfigurationError",
@@ -50,6 +53,7 @@ __all__ = (
     "ReservedArgumentError",
     "SerializationError",
     "TaskRunTimeoutError",
+    "TerminationSignal",
     "UnfinishedRun",
     "UnhashableInput",
     "UpstreamTaskError",
@@ -64,6 +68,13 @@ def __getattr__(name: str) -> Any:
         from ._cache import _hashing
 
         value = getattr(_hashing, name)
+        globals()[name] = value
+        _fixup_module_metadata(__name__, {"__all__": (name,), name: value})
+        return value
+    if name == "BrokerUnavailable":  # the queue's, loaded with it
+        from ._queue import _client
+
+        value = _client.BrokerUnavailable
         globals()[name] = value
         _fixup_module_metadata(__name__, {"__all__": (name,), name: value})
         return value

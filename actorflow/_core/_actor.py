@@ -15,6 +15,7 @@ started.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from collections import deque
@@ -29,6 +30,7 @@ from ._exceptions import (
     CancelledRun,
     CrashedRun,
     FlowDeadlineInterrupt,
+    TerminationSignal,
 )
 from ._records import event_for, observers, sinks
 from ._runtime import runtime
@@ -525,6 +527,8 @@ def crash_message(exc: BaseException) -> str:
     """The message of a run crashed by ``exc`` (Prefect's wording)."""
     if isinstance(exc, KeyboardInterrupt):
         return "Execution was aborted by an interrupt signal."
+    if isinstance(exc, TerminationSignal):
+        return f"Execution was aborted by a termination signal ({signal.Signals(exc.signal).name})."
     if isinstance(exc, SystemExit):
         return "Execution was aborted by Python system exit call."
     return f"Execution was interrupted by an unexpected exception: {type(exc).__name__}: {exc}"

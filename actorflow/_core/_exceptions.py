@@ -87,6 +87,20 @@ class BlockingWaitOnEventLoop(ActorflowException, RuntimeError):
     """A blocking wait was attempted on the event loop thread that must complete the awaited run."""
 
 
+class TerminationSignal(SystemExit):
+    """SIGTERM, raised in the main thread while a sync flow called there runs (Prefect's
+    ``TerminationSignal``): the flow's runs end Crashed or Cancelled, and, uncaught, it exits
+    the interpreter the normal way (``atexit`` runs: the journal is written) with status
+    ``128 + signal``, as a shell reports a process the signal killed."""
+
+    def __init__(self, signal: int) -> None:
+        super().__init__(128 + signal)
+        self.signal = signal
+
+    def __reduce__(self) -> tuple[type[TerminationSignal], tuple[int]]:
+        return (type(self), (self.signal,))
+
+
 class Interrupt(BaseException):
     """Raised into sync code interrupted from another thread (see ``_interrupt.Interruptible``).
 

@@ -28,6 +28,7 @@ __all__ = [
     "default_path",
     "disable",
     "enable",
+    "flush_current",
     "install_from_environment",
     "open_journal",
     "subscribe",
@@ -138,6 +139,15 @@ def current() -> Journal | None:
         if _pending is not None:
             _materialize()
         return _current
+
+
+def flush_current() -> None:
+    """Write what the journal in use has queued, if there is one. A task worker calls this
+    before it acknowledges runs at the broker: a run acknowledged is a run journaled, even if
+    the worker is killed the next moment (its journal writes only every ``interval``)."""
+    journal = _current
+    if journal is not None:
+        journal.flush()
 
 
 def open_journal(path: str | os.PathLike[str] | None = None) -> Journal:

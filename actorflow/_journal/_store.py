@@ -94,6 +94,10 @@ ON CONFLICT (id) DO UPDATE SET
         ELSE substr(runs.earlier, 1, length(runs.earlier) - 1) || ',' || substr(runs.history, 2)
     END,
     process = excluded.process
+-- A run ended by one process is not rewritten by another: a background run is journaled by
+-- each worker it was delivered to, and the first end recorded stands (a worker paused past
+-- its lease, whose later outcome the broker refuses, is refused here too).
+WHERE runs.end_ns IS NULL OR runs.process = excluded.process
 """
 
 
@@ -119,6 +123,11 @@ def _kind_info(kind: Any) -> tuple[str, str, bool, bool, bool]:
 
 _SUMMARY_CHARS = 120
 
+#: Run records (and, apart, log lines) kept for a later batch while writes fail, at most.
+MAX_UNWRITTEN = 100_000
+
+logger = logging.getLogger("actorflow")
+
 
 def _summary(value: Any) -> str:
     """A short text for a parameter's value (the journal keeps a summary, never the value)."""
@@ -138,6 +147,13 @@ class JournalStatistics:
     #: Batches written so far.
     batches: int
     writer_running: bool
+    #: Records of runs (and log lines) a failed write left to the next batch: kept in memory
+    #: while the database cannot be written (a full disk), up to ``MAX_UNWRITTEN`` each.
+    unwritten: int = 0
+    #: Records given up because more than ``MAX_UNWRITTEN`` were waiting.
+    dropped: int = 0
+    #: Why the last write failed, while writes fail (``None`` once one succeeds again).
+    write_error: str | None = None
 
 
 @final
@@ -167,6 +183,7 @@ class Journal(JournalReader):
             raise ValueError(f"max_queued must be at least 1, got {max_queued!r}")
         self.max_queued = max_queued
         self.batches = 0
+        self._reset_unwritten()
         self.path = str(path)
         self.interval = interval
         self.writer = True
@@ -188,6 +205,13 @@ class Journal(JournalReader):
         self._connect()
         self._begin_process()
 
+    def _reset_unwritten(self) -> None:
+        #: Rows a failed write left for the next batch (by run id) and its log lines.
+        self._unwritten_rows: dict[str, tuple[Any, ...]] = {}
+        self._unwritten_logs: list[tuple[Any, ...]] = []
+        self._dropped = 0
+        self._write_error: str | None = None
+
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Journal:
         """Read the journal at ``path`` (written by this or another process)."""
@@ -204,6 +228,7 @@ class Journal(JournalReader):
         journal.progress = None
         journal.max_queued = 30_000
         journal.batches = 0
+        journal._reset_unwritten()
         journal._queue = deque()
         journal._append = journal._queue.append
         journal._sink = None
@@ -325,12 +350,12 @@ class Journal(JournalReader):
             try:
                 self.flush()
             except Exception:
-                logging.getLogger("actorflow").exception("the run journal could not write")
+                logger.exception("the run journal could not write")
 
     def flush(self) -> None:
         """Write every event recorded so far (called by the writer thread, and on demand)."""
         queue = self._queue
-        if not queue:
+        if not queue and not self._unwritten_rows and not self._unwritten_logs:
             return
         with self._lock:
             if self._closed:
@@ -390,21 +415,77 @@ class Journal(JournalReader):
                             progress.ended(row[0])
             except IndexError:
                 pass
-            rows = [(*row[:_HISTORY], dumps(row[_HISTORY]).decode()) for row in touched.values()]
-            db = self._db
-            db.execute("BEGIN")
-            try:
-                if rows:
-                    db.executemany(_UPSERT_RUN, rows)
-                if logs:
-                    db.executemany("INSERT INTO logs VALUES (?, ?, ?, ?, ?)", logs)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            self.batches += 1
+            rows = {
+                row[0]: (*row[:_HISTORY], dumps(row[_HISTORY]).decode()) for row in touched.values()
+            }
+            if self._unwritten_rows or self._unwritten_logs:
+                rows = {**self._unwritten_rows, **rows}  # a run's newest row replaces its older
+                logs = self._unwritten_logs + logs
+            if self._write(list(rows.values()), logs):
+                self.batches += 1
+            else:
+                self._keep_unwritten(rows, logs)
             if progress is not None:
                 progress.draw()
+
+    def _write(self, rows: list[tuple[Any, ...]], logs: list[tuple[Any, ...]]) -> bool:
+        """One batch in one transaction; whether it was written. A database that cannot be
+        written (a full disk, a read-only file) is reported once, when writes start failing,
+        and once when they work again: the runs themselves never notice."""
+        db = self._db
+        try:
+            db.execute("BEGIN")
+            if rows:
+                db.executemany(_UPSERT_RUN, rows)
+            if logs:
+                db.executemany("INSERT INTO logs VALUES (?, ?, ?, ?, ?)", logs)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            # SQLite may have rolled the transaction back itself (it does on SQLITE_FULL):
+            # a ROLLBACK then would fail and hide the cause.
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            error = f"{type(exc).__name__}: {exc}"
+            if self._write_error is None:
+                logger.error(
+                    "the run journal at %r cannot be written (%s): runs go on; their records "
+                    "are kept in memory (up to %d runs) and written once it can be",
+                    self.path,
+                    error,
+                    MAX_UNWRITTEN,
+                )
+            self._write_error = error
+            return False
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        if self._write_error is not None:
+            logger.warning(
+                "the run journal at %r is written again (%d run records kept meanwhile%s)",
+                self.path,
+                len(rows),
+                f"; {self._dropped} given up" if self._dropped else "",
+            )
+            self._write_error = None
+        self._unwritten_rows = {}
+        self._unwritten_logs = []
+        return True
+
+    def _keep_unwritten(
+        self, rows: dict[str, tuple[Any, ...]], logs: list[tuple[Any, ...]]
+    ) -> None:
+        """Keep a failed batch for the next one, the newest ``MAX_UNWRITTEN`` of each kind."""
+        excess = len(rows) - MAX_UNWRITTEN
+        if excess > 0:
+            for key in list(rows)[:excess]:
+                del rows[key]
+            self._dropped += excess
+        if len(logs) > MAX_UNWRITTEN:
+            self._dropped += len(logs) - MAX_UNWRITTEN
+            logs = logs[-MAX_UNWRITTEN:]
+        self._unwritten_rows = rows
+        self._unwritten_logs = logs
 
     def statistics(self) -> JournalStatistics:
         """What is queued and in flight (a frozen record)."""
@@ -413,6 +494,9 @@ class Journal(JournalReader):
             unfinished_runs=len(self._live),
             batches=self.batches,
             writer_running=self._thread is not None and self._thread.is_alive(),
+            unwritten=len(self._unwritten_rows) + len(self._unwritten_logs),
+            dropped=self._dropped,
+            write_error=self._write_error,
         )
 
     def _run_row(self, run: Any, ts: int) -> list[Any]:
@@ -491,12 +575,24 @@ class Journal(JournalReader):
         with self._lock:
             if self._closed:
                 return
-            if self.writer:
-                self._db.execute(
-                    "UPDATE processes SET ended_ns = ? WHERE id = ?", (time.time_ns(), self.process)
-                )
             self._closed = True
-            self._db.close()
+            try:
+                if self.writer and self._write_error is None:
+                    self._db.execute(
+                        "UPDATE processes SET ended_ns = ? WHERE id = ?",
+                        (time.time_ns(), self.process),
+                    )
+            except sqlite3.Error as exc:  # a full disk at the very end: the runs are written
+                logger.error("the run journal at %r could not record its end: %s", self.path, exc)
+            finally:
+                self._db.close()
+            if self._unwritten_rows or self._unwritten_logs:
+                logger.error(
+                    "the run journal at %r closed with %d run records unwritten (%s)",
+                    self.path,
+                    len(self._unwritten_rows) + len(self._unwritten_logs),
+                    self._write_error,
+                )
 
     def after_fork(self) -> None:
         """In a forked child: forget the parent's thread, events and connection; record this

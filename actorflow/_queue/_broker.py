@@ -39,6 +39,8 @@ __all__ = [
 
 DEFAULT_LEASE = 30.0
 DEFAULT_MAX_DELIVERIES = 5
+#: How long a producer keeps trying to write a run to an unreachable broker (seconds).
+DEFAULT_SEND_TIMEOUT = 30.0
 
 
 @attrs.frozen
@@ -49,6 +51,7 @@ class QueueSettings:
     namespace: str
     lease: float = DEFAULT_LEASE
     max_deliveries: int = DEFAULT_MAX_DELIVERIES
+    send_timeout: float = DEFAULT_SEND_TIMEOUT
 
 
 def _float_env(name: str, default: float) -> float:
@@ -70,6 +73,7 @@ _ENV = (
     "ACTORFLOW_QUEUE_NAMESPACE",
     "ACTORFLOW_QUEUE_LEASE",
     "ACTORFLOW_QUEUE_MAX_DELIVERIES",
+    "ACTORFLOW_QUEUE_SEND_TIMEOUT",
 )
 _read: dict[tuple[str | None, ...], QueueSettings] = {}
 
@@ -93,7 +97,9 @@ def _settings() -> QueueSettings:
     ``ACTORFLOW_BROKER_URL``: ``redis://host:port/db`` for Redis, ``sqlite:///path`` for a SQLite
     file; by default ``$ACTORFLOW_HOME/queue.sqlite3``. ``ACTORFLOW_QUEUE_NAMESPACE`` isolates
     queues sharing one broker (default ``default``). ``ACTORFLOW_QUEUE_LEASE`` (seconds, default
-    30) and ``ACTORFLOW_QUEUE_MAX_DELIVERIES`` (default 5).
+    30) and ``ACTORFLOW_QUEUE_MAX_DELIVERIES`` (default 5). ``ACTORFLOW_QUEUE_SEND_TIMEOUT``
+    (seconds, default 30): how long a producer keeps trying to write a run to a broker it cannot
+    reach before the run's future fails.
     """
     url = os.environ.get("ACTORFLOW_BROKER_URL") or ""
     if not url:
@@ -110,7 +116,8 @@ def _settings() -> QueueSettings:
         raise ConfigurationError(
             f"ACTORFLOW_QUEUE_MAX_DELIVERIES must be a positive integer, got {deliveries_text!r}"
         )
-    return QueueSettings(url, namespace, lease, deliveries)
+    send_timeout = _float_env("ACTORFLOW_QUEUE_SEND_TIMEOUT", DEFAULT_SEND_TIMEOUT)
+    return QueueSettings(url, namespace, lease, deliveries, send_timeout)
 
 
 @attrs.frozen

@@ -31,7 +31,7 @@ from .._core import (
     observers,
     runtime,
 )
-from ._broker import Broker, NewRun, QueueSettings, Record, settings
+from ._broker import DEFAULT_SEND_TIMEOUT, Broker, NewRun, QueueSettings, Record, settings
 from ._brokers import broker
 
 
@@ -49,6 +49,7 @@ class QueuedTask(Protocol):
 
 __all__ = [
     "BackgroundTaskFuture",
+    "BrokerUnavailable",
     "Client",
     "client",
     "close_clients",
@@ -121,8 +122,10 @@ def new_run_id() -> str:
 class Client:
     """This process's producer for one broker: a sender thread and a watcher thread."""
 
-    def __init__(self, target: Broker) -> None:
+    def __init__(self, target: Broker, send_timeout: float = DEFAULT_SEND_TIMEOUT) -> None:
         self.broker = target
+        #: How long a run handed over may wait for the broker before its future fails.
+        self.send_timeout = send_timeout
         self.reply = f"{os.getpid()}-{os.urandom(6).hex()}"
         self._cond = threading.Condition()
         self._outbox: deque[NewRun] = deque()
@@ -151,24 +154,68 @@ class Client:
             self._cond.notify_all()
 
     def _send_loop(self) -> None:
+        # A batch that cannot be written (the broker is down or restarting) is tried again,
+        # with what is handed over meanwhile, until each run has waited ``send_timeout``
+        # seconds since its .delay(): then its future fails, naming the broker and the cause.
+        batch: list[NewRun] = []
+        pause = _FIRST_PAUSE
+        failing: str | None = None
         while True:
             with self._cond:
-                while not self._outbox and not self._closed:
+                while not self._outbox and not batch and not self._closed:
                     self._cond.wait()
-                if not self._outbox:
+                if not self._outbox and not batch:
                     return
-                batch = list(self._outbox)
+                batch += self._outbox
                 self._outbox.clear()
-            error: BaseException | None = None
             try:
                 self.broker.enqueue(batch)
-            except BaseException as exc:
-                logger.error("could not queue %d background run(s): %s", len(batch), exc)
-                error = exc
+            except Exception as exc:
+                cause = f"{type(exc).__name__}: {exc}"
+                if failing is None:
+                    logger.warning(
+                        "background runs cannot be queued at %s (%s): trying again for up to "
+                        "%g s (ACTORFLOW_QUEUE_SEND_TIMEOUT)",
+                        self.broker.settings.url,
+                        cause,
+                        self.send_timeout,
+                    )
+                failing = cause
+                batch = self._expire(batch, cause)
+                with self._cond:
+                    if batch and not self._outbox:
+                        self._cond.wait(pause)
+                pause = min(pause * 2, _LAST_PAUSE)
+                continue
+            if failing is not None:
+                logger.warning("background runs are queued at %s again", self.broker.settings.url)
+                failing = None
+            pause = _FIRST_PAUSE
             with self._cond:
                 for run in batch:
-                    self._written[run.id] = error
+                    self._written[run.id] = None
                 self._cond.notify_all()
+            batch = []
+
+    def _expire(self, batch: list[NewRun], cause: str) -> list[NewRun]:
+        """Fail the runs of ``batch`` handed over ``send_timeout`` seconds ago or more; the rest,
+        to try again."""
+        oldest = time.time_ns() - int(self.send_timeout * 1e9)
+        expired = [run for run in batch if run.scheduled_ns <= oldest]
+        if not expired:
+            return batch
+        url = self.broker.settings.url
+        error = BrokerUnavailable(
+            f"the broker at {url} could not be reached within {self.send_timeout:g} s "
+            f"(ACTORFLOW_QUEUE_SEND_TIMEOUT): {cause}"
+        )
+        logger.error("%d background run(s) were not queued: %s", len(expired), error)
+        with self._cond:
+            for run in expired:
+                self._written[run.id] = error
+            self._cond.notify_all()
+        gone = {run.id for run in expired}
+        return [run for run in batch if run.id not in gone]
 
     def written(self, run_id: str, timeout: float | None) -> bool:
         """Wait until the run is written to the broker; raise the error if writing failed."""
@@ -181,7 +228,7 @@ class Client:
                 self._cond.wait(remaining)
             error = self._written.get(run_id)
         if error is not None:
-            raise RuntimeError(f"background run {run_id} could not be queued: {error}") from error
+            raise BrokerUnavailable(f"background run {run_id} was not queued: {error}") from error
         return True
 
     def flush(self, timeout: float | None = None) -> None:
@@ -222,15 +269,21 @@ class Client:
         return event
 
     def _watch_loop(self) -> None:
+        failing = False
         while not self._closed:
             try:
                 ended_now = self.broker.finished_since(self.reply, 0.5)
             except Exception as exc:
                 if self._closed:
                     return
-                logger.warning("could not learn which background runs ended: %s", exc)
+                if not failing:  # once per outage, not twice a second
+                    logger.warning(
+                        "could not learn which background runs ended (trying again): %s", exc
+                    )
+                failing = True
                 time.sleep(0.5)
                 continue
+            failing = False
             if not ended_now:
                 continue
             with self._cond:
@@ -244,6 +297,12 @@ class Client:
                         event.set()
 
 
+class BrokerUnavailable(ConnectionError):
+    """A background run could not be written to its broker within ``ACTORFLOW_QUEUE_SEND_TIMEOUT``
+    seconds (the broker was down or unreachable): raised by its future's ``wait``/``result``."""
+
+
+_FIRST_PAUSE, _LAST_PAUSE = 0.05, 1.0
 _UNWRITTEN: Any = object()
 _KEPT = 100_000
 _clients: dict[QueueSettings, Client] = {}
@@ -257,7 +316,7 @@ def client(config: QueueSettings | None = None) -> Client:
         with _clients_lock:
             found = _clients.get(config)
             if found is None:
-                found = _clients[config] = Client(broker(config))
+                found = _clients[config] = Client(broker(config), config.send_timeout)
     return found
 
 
@@ -421,7 +480,14 @@ class BackgroundTaskFuture(Generic[R]):
             return state_of(self._id, None)  # still on its way: Scheduled
         record = c.take_record(self._id) if c is not None else None
         if record is None:
-            record = self._broker().read([self._id])[0]
+            target = self._broker()
+            try:
+                record = target.read([self._id])[0]
+            except Exception as exc:
+                raise BrokerUnavailable(
+                    f"the state of background run {self._id} cannot be read from the broker at "
+                    f"{target.settings.url}: {type(exc).__name__}: {exc}"
+                ) from exc
         state = state_of(self._id, record)
         if record is not None and record.final:  # ended (NotReady, a Pending state, included)
             self._final = state

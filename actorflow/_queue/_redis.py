@@ -127,7 +127,23 @@ class RedisBroker:
     def __init__(self, config: QueueSettings) -> None:
         redis = _import_redis()
         self.settings = config
-        self._redis = redis.Redis.from_url(config.url, socket_timeout=None)
+        # Bounded waits on a server that does not answer (stopped, or a network partition):
+        # a command taking longer than a lease has lost it anyway, and one taking longer than
+        # the send timeout cannot meet it. Blocking reads (XREADGROUP, BLPOP) block for at most
+        # half a second, well within.
+        # redis-py's own retries are off (recent versions try a command 11 times, backing off):
+        # they would stretch those bounds tenfold, and the callers here try again themselves,
+        # the client within its send timeout and the worker at its next claim, write or beat.
+        timeout = max(2.0, min(10.0, config.lease, config.send_timeout))
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        self._redis = redis.Redis.from_url(
+            config.url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
         self._ResponseError = redis.ResponseError
         self.prefix = f"af:{{{config.namespace}}}:"
         self._lease_ms = int(config.lease * 1000)
@@ -205,6 +221,21 @@ class RedisBroker:
         self, worker: str, task_keys: Sequence[str], count: int, block: float
     ) -> tuple[list[Delivery], list[Delivery]]:
         self._ensure_groups(task_keys)
+        try:
+            return self._claim(worker, task_keys, count, block)
+        except self._ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # The server lost the streams (restarted without persistence, or they were
+            # deleted): make them and their groups again, and claim at the next call.
+            with self._lock:
+                self._groups.difference_update(task_keys)
+            self._ensure_groups(task_keys)
+            return [], []
+
+    def _claim(
+        self, worker: str, task_keys: Sequence[str], count: int, block: float
+    ) -> tuple[list[Delivery], list[Delivery]]:
         entries: list[tuple[str, str, dict[bytes, bytes]]] = []
         now = time.monotonic()
         if now - self._last_autoclaim > min(1.0, self.settings.lease / 4):

@@ -137,8 +137,9 @@ class SQLiteBroker:
         ]
         with self._write() as db:
             db.executemany(
-                "INSERT INTO runs (ns, id, task_key, name, payload, reply, status, s_type, "
-                "s_name, s_ts) VALUES (?, ?, ?, ?, ?, ?, ?, 'SCHEDULED', 'Scheduled', ?)",
+                # OR IGNORE: a batch tried again (the commit's answer was lost) is no dupe
+                "INSERT OR IGNORE INTO runs (ns, id, task_key, name, payload, reply, status, "
+                "s_type, s_name, s_ts) VALUES (?, ?, ?, ?, ?, ?, ?, 'SCHEDULED', 'Scheduled', ?)",
                 rows,
             )
 

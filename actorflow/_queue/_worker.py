@@ -42,6 +42,7 @@ from .._core import (
     observers,
     runtime,
 )
+from .._journal._registry import flush_current as flush_journal
 from ._broker import Broker, Delivery, QueueSettings, Record, settings
 from ._brokers import broker
 from ._client import QueuedTask, resolve_futures, state_of
@@ -201,7 +202,14 @@ class TaskWorker:
                             d.token - 1,
                         )
                     for d in claimed:
-                        self._start(d)
+                        try:
+                            self._start(d)
+                        except Exception as exc:  # one run's trouble never stops the worker
+                            logger.exception("task worker could not start background run %s", d.id)
+                            message = f"The task worker could not start the run: {exc!r}"
+                            self._end(
+                                d, State(StateType.CRASHED, "Crashed", time.time_ns(), message, exc)
+                            )
                     if not claimed and time.monotonic() - last_look > 5.0:
                         last_look = time.monotonic()
                         self._look_for_strangers()
@@ -368,8 +376,22 @@ class TaskWorker:
     def _upstream_done(self, d: Delivery, wait_for: Sequence[str]) -> bool:
         # Runs it must wait for: until they are final (holding its slot); a run that did not
         # complete leaves this one NotReady, as a failed upstream does in a flow.
+        failing = False
         while True:
-            records = self.broker.read(wait_for)
+            try:
+                records = self.broker.read(wait_for)
+            except Exception as exc:  # the broker is down or restarting: wait for it
+                if not failing:
+                    logger.error(
+                        "task worker could not read the upstream runs of background run %s "
+                        "(trying again): %s",
+                        d.id,
+                        exc,
+                    )
+                failing = True
+                if self._stop.wait(0.5):
+                    return False
+                continue
             if all(r is not None and r.final for r in records):
                 break
             if self._stop.wait(0.05):
@@ -420,6 +442,10 @@ class TaskWorker:
                 if updates:
                     self.broker.update(updates)
                 if finished:
+                    try:  # journaled before acknowledged: a kill now loses neither
+                        flush_journal()
+                    except Exception as exc:
+                        logger.error("the run journal could not be written: %s", exc)
                     won = self.broker.finish(finished)
                     self._count(finished, won)
             except Exception as exc:

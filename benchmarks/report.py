@@ -23,6 +23,8 @@ class Target:
     impl: str
     baseline: str
     limit: float
+    #: The size the target is about (``None``: the largest measured by both).
+    n: int | None = None
 
 
 _ASYNCIO, _TRIO, _THREADS = "asyncio.gather", "trio nursery", "ThreadPoolExecutor"
@@ -34,7 +36,22 @@ RATIO_TARGETS = (
     Target(f"sync submit ≤ 3x {_THREADS}", "submit", "actorflow", "threadpool", 3),
     Target(f"map ≤ 3x {_THREADS}", "map", "actorflow", "threadpool", 3),
     Target("startup ≤ 3x `python -c 'import asyncio'`", "startup", "actorflow", "python", 3),
-)
+    # The second round: small N, nested sync runs, start-up.
+    Target(f"gather on asyncio ≤ 1.5x {_ASYNCIO}, N=10,000", "gather", "actorflow/asyncio",
+           "asyncio", 1.5, 10_000),
+    Target(f"gather on trio ≤ 1.5x {_TRIO}, N=10,000", "gather", "actorflow/trio", "trio", 1.5,
+           10_000),
+    Target(f"async submit on asyncio ≤ 2x {_ASYNCIO}, N=10,000", "submit", "actorflow/asyncio",
+           "asyncio", 2, 10_000),
+    Target(f"async submit on trio ≤ 2x {_TRIO}, N=10,000", "submit", "actorflow/trio", "trio", 2,
+           10_000),
+    Target(f"sync submit ≤ 1x {_THREADS}, N=10,000", "submit", "actorflow", "threadpool", 1,
+           10_000),
+    Target(f"map ≤ 1x {_THREADS}, N=10,000", "map", "actorflow", "threadpool", 1, 10_000),
+    Target(f"sync nested ≤ 3x {_THREADS}, N=100,000", "nested", "actorflow", "threadpool", 3,
+           100_000),
+    Target("startup ≤ 1.2x `python -c 'import asyncio'`", "startup", "actorflow", "python", 1.2),
+)  # fmt: skip
 #: (label, workload, impl, most µs per item): goals for background runs, in absolute terms.
 #: 1,867 runs/s is Dramatiq's throughput on Redis measured on this kind of machine, the best of
 #: the job queues compared (arq, Celery, Dramatiq, taskiq); the harness reports a mean latency,
@@ -44,6 +61,8 @@ QUEUE_TARGETS = (
     ("queue on SQLite ≥ 1,867 runs/s (Dramatiq's)", "queue", "actorflow/sqlite", 1e6 / 1867),
     ("queue-latency on Redis: mean ≤ 1.5 ms", "queue-latency", "actorflow/redis", 1500.0),
 )
+#: (label, workload, impl, most µs per item): absolute goals for actorflow's own costs.
+COST_TARGETS = (("a trivial flow call ≤ 30 µs", "flowcall", "actorflow", 30.0),)
 MAP_MEMORY_LIMIT = 2048  # bytes per item above the inputs, for map over 1,000,000 items
 PREFECT_SPEEDUP = 100.0
 
@@ -91,6 +110,9 @@ def targets(ms: Sequence[Measurement]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for t in RATIO_TARGETS:
         n = _largest_common(ms, t.workload, t.impl, t.baseline)
+        if t.n is not None:
+            measured = (t.workload, t.impl, t.n) in index and (t.workload, t.baseline, t.n) in index
+            n = t.n if measured else None
         if n is None:
             out.append(_verdict(t.label, None, None, "not measured"))
             continue
@@ -105,6 +127,14 @@ def targets(ms: Sequence[Measurement]) -> list[dict[str, Any]]:
         us = _us(index[workload, impl, n])
         note = f"{us / 1000:.2f} ms" if "latency" in workload else f"{1e6 / us:,.0f} runs/s"
         out.append(_verdict(label, us <= most, n, note, ratio=us))
+    for label, workload, impl, most in COST_TARGETS:
+        sizes = [n for (w, i, n) in index if w == workload and i == impl]
+        if not sizes:
+            out.append(_verdict(label, None, None, "not measured"))
+            continue
+        n = max(sizes)
+        us = _us(index[workload, impl, n])
+        out.append(_verdict(label, us <= most, n, f"{us:.1f} µs", ratio=us))
     # Memory of map at the largest N measured with a memory figure.
     mem = [
         m

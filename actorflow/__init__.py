@@ -5,6 +5,7 @@ from . import exceptions, futures, runs, runtime, states, task_runners, testing 
 from ._core import allow_failure, get_run_logger, quote, tags, unmapped
 from ._core import fixup_module_metadata as _fixup_module_metadata
 from ._flows import Flow, flow
+from ._serving import Service, ServiceStatistics, serving
 from ._tasks import Task, task
 from .runs import RunRecorder, observe
 from .states import State
@@ -14,6 +15,8 @@ __version__ = "0.1.0"
 __all__ = (
     "Flow",
     "RunRecorder",
+    "Service",
+    "ServiceStatistics",
     "State",
     "Task",
     "allow_failure",
@@ -21,6 +24,7 @@ __all__ = (
     "get_run_logger",
     "observe",
     "quote",
+    "serving",
     "tags",
     "task",
     "unmapped",

@@ -29,6 +29,7 @@ from ._options import (
     check_run_name,
     check_timeout,
 )
+from ._serving import current_service
 from ._validation import ParameterValidator
 
 __all__ = ["Flow", "FlowOptions", "flow"]
@@ -219,7 +220,15 @@ class Flow(Definition[P, R]):
             return self._call_async(args, kwargs, return_state, wait_for)
         run, started = self._new_run(args, kwargs, wait_for)
         if not started:
-            drive_here(run)
+            service = current_service() if run.parent is None else None
+            if service is None:
+                drive_here(run)
+            else:  # a top-level flow in a service: its shutdown may cancel it
+                service.track(run)
+                try:
+                    drive_here(run)
+                finally:
+                    service.untrack(run)
         return _outcome(run, return_state)
 
     def _new_run(
@@ -242,7 +251,11 @@ class Flow(Definition[P, R]):
     ) -> Any:
         run, started = self._new_run(args, kwargs, wait_for)
         if not started:
-            await drive_async(run)
+            service = current_service() if run.parent is None else None
+            if service is None:
+                await drive_async(run)
+            else:  # a top-level flow in a service: its shutdown may cancel it
+                await service.drive(run)
         return _outcome(run, return_state)
 
 

@@ -22,6 +22,7 @@ PUBLIC = [
     "actorflow.flows",
     "actorflow.runtime",
     "actorflow.utilities.annotations",
+    "actorflow.utilities.asyncutils",
 ]
 
 

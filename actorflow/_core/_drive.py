@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Any, Protocol, final
 from . import _context, _pool, _suspend
 from ._actor import logger, when_all_done
 from ._clock import SystemClock, current_clock
+from ._exceptions import SyncCallOnEventLoopWarning
 from ._runtime import runtime
-from ._spawn import Loop, is_cancellation
+from ._spawn import Loop, current_backend, is_cancellation
 
 if TYPE_CHECKING:
     from ._pool import WorkerPool
@@ -188,8 +189,39 @@ def drive_here(run: Driven) -> None:
         from ._bridge import to_thread
 
         _suspend.await_here(to_thread(drive_sync, run))
-    else:
-        drive_sync(run)
+        return
+    if current_backend() is not None and not runtime.on_loop_thread():
+        _warn_blocking_call(run)
+    drive_sync(run)
+
+
+def _warn_blocking_call(run: Any) -> None:
+    """A sync run called from async code on an event loop's thread blocks the loop: say so,
+    once per task or flow, naming it and what to write instead. Inside a sync run (a sync
+    flow's body) the outermost call has been named already. (The runtime loop is actorflow's
+    own, for the async children of sync flows: not a loop that serves anyone.)"""
+    outer = _context.current_run.get()
+    if outer is not None and not outer.spec.is_async:
+        return
+    spec = run.spec
+    warned: set[Any] = runtime.slot("drive.warned-blocking", set)
+    key = (spec.name, getattr(spec.fn, "__code__", spec.fn))
+    if key in warned:
+        return
+    warned.add(key)
+    import warnings
+
+    kind = "flow" if run.is_flow else "task"
+    fn = getattr(spec.fn, "__name__", spec.name)
+    warnings.warn(
+        f"sync {kind} {spec.name!r} was called from async code on the event loop's thread: it "
+        f"runs there, and the loop (every other request and flow on it) waits until it ends. "
+        f"Write `await run_sync_in_worker_thread({fn}, ...)` (from "
+        f"actorflow.utilities.asyncutils) to run it on a worker thread, or make it async. "
+        f"(Said once per {kind}.)",
+        SyncCallOnEventLoopWarning,
+        stacklevel=4,
+    )
 
 
 def drive_queued(run: Any) -> None:

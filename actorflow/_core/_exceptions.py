@@ -87,6 +87,11 @@ class BlockingWaitOnEventLoop(ActorflowException, RuntimeError):
     """A blocking wait was attempted on the event loop thread that must complete the awaited run."""
 
 
+class SyncCallOnEventLoopWarning(RuntimeWarning):
+    """A sync task or flow was called from async code on an event loop's thread: its body runs
+    there, and the loop (every other request, every other flow on it) waits until it ends."""
+
+
 class Interrupt(BaseException):
     """Raised into sync code interrupted from another thread (see ``_interrupt.Interruptible``).
 

@@ -155,7 +155,7 @@ async def test_200_concurrent_requests_each_run_a_flow_of_their_own(
             answers: dict[str, dict[str, Any]] = {}
 
             async def one(i: int) -> None:
-                response = await client.get("/pipeline", params={"request": f"r{i}", "n": n})
+                response = await client.get("/traced", params={"request": f"r{i}", "n": n})
                 assert response.status_code == 200, response.text
                 answers[f"r{i}"] = response.json()
 
@@ -167,7 +167,7 @@ async def test_200_concurrent_requests_each_run_a_flow_of_their_own(
     for request, answer in answers.items():
         assert answer["request"] == request
         assert answer["total"] == sum(x * x for x in range(n))
-        assert answer["flow_run_name"] == f"pipeline-{request}"  # its own name
+        assert answer["flow_run_name"] == f"traced-{request}"  # its own name
         assert answer["seen_by_tasks"] == [answer["flow_run_id"]]  # its own run context
         ids.add(answer["flow_run_id"])
     assert len(ids) == 200
@@ -176,9 +176,9 @@ async def test_200_concurrent_requests_each_run_a_flow_of_their_own(
     assert len(item_logs) == 200 * n
     for record in item_logs:
         request = record.getMessage().split()[1]
-        assert record.flow_run_name == f"pipeline-{request}"  # type: ignore[attr-defined]  # run extras
+        assert record.flow_run_name == f"traced-{request}"  # type: ignore[attr-defined]  # run extras
         assert record.flow_run_id == answers[request]["flow_run_id"]  # type: ignore[attr-defined]  # run extras
-    flows = server.watcher.finals("pipeline-")
+    flows = server.watcher.finals("traced-")
     assert flows == ["Completed"] * 200
 
 

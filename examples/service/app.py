@@ -7,10 +7,11 @@ Endpoints:
 - ``GET /health``: answers at once, with the number of flow runs in progress.
 - ``GET /pipeline?request=abc&n=10``: one flow run per request, named after the request: it
   fans out with ``map`` (one task run per item), passes the futures to a task that adds them up,
-  and answers with the total, its flow run's id and name, and what each task run saw as its
-  flow run (each request's flow has its own run context, names and logs).
+  and answers with the total and its flow run's id and name.
 - ``GET /pipeline-plain?request=abc&n=10``: the same work with plain ``asyncio.gather``: the
   baseline the benchmark compares against.
+- ``GET /traced?request=abc&n=10``: the pipeline again, each task run logging and reporting the
+  flow run it sees itself in: each request's flow has its own run context, names and logs.
 - ``GET /slow?seconds=1``: a flow whose sync task (blocking work) runs on a worker thread, so
   the loop, and ``/health``, go on meanwhile.
 - ``GET /report?n=10``: a *sync* flow, called with ``run_sync_in_worker_thread``: the way to
@@ -46,8 +47,33 @@ from actorflow.utilities.asyncutils import run_sync_in_worker_thread
 
 # -- the work ------------------------------------------------------------------------------------
 @task
-async def square(request: str, x: int) -> dict[str, Any]:
-    """One item of the fan-out; it reports the flow run it sees itself in."""
+async def square(x: int) -> int:
+    return x * x
+
+
+@task
+async def total(values: list[int]) -> int:
+    """Downstream of every ``square``: receives their futures, resolved."""
+    return sum(values)
+
+
+@flow(flow_run_name="pipeline-{request}")
+async def pipeline(request: str, n: int) -> dict[str, Any]:
+    squares = square.map(range(n))  # fan-out: a task run per item
+    summed = total.submit(squares)  # futures passed between tasks
+    context = FlowRunContext.get()
+    assert context is not None
+    return {
+        "request": request,
+        "total": await summed,
+        "flow_run_id": str(context.flow_run.id),
+        "flow_run_name": context.flow_run.name,
+    }
+
+
+@task
+async def traced_square(request: str, x: int) -> dict[str, Any]:
+    """An item that reports the flow run it sees itself in, and logs."""
     context = TaskRunContext.get()
     assert context is not None
     get_run_logger().debug("request %s item %d", request, x)
@@ -55,34 +81,38 @@ async def square(request: str, x: int) -> dict[str, Any]:
 
 
 @task
-async def total(items: list[dict[str, Any]]) -> int:
-    """Downstream of every ``square``: receives their futures, resolved."""
+async def traced_total(items: list[dict[str, Any]]) -> int:
     return sum(item["value"] for item in items)
 
 
-@flow(flow_run_name="pipeline-{request}")
-async def pipeline(request: str, n: int) -> dict[str, Any]:
-    squares = square.map(request, range(n))  # fan-out: a task run per item
-    summed = total.submit(squares)  # futures passed between tasks
+@flow(flow_run_name="traced-{request}")
+async def traced(request: str, n: int) -> dict[str, Any]:
+    """The pipeline, with each task run telling which flow run it belongs to."""
+    items = traced_square.map(request, range(n))
+    summed = traced_total.submit(items)
     context = FlowRunContext.get()
     assert context is not None
-    items = [await future for future in squares]
     return {
         "request": request,
         "total": await summed,
         "flow_run_id": str(context.flow_run.id),
         "flow_run_name": context.flow_run.name,
-        "seen_by_tasks": sorted({item["flow_run_id"] for item in items}),
+        "seen_by_tasks": sorted({(await item)["flow_run_id"] for item in items}),
     }
 
 
-async def plain_square(request: str, x: int) -> dict[str, Any]:
-    return {"value": x * x}
+async def plain_square(x: int) -> int:
+    return x * x
+
+
+async def plain_total(values: list[int]) -> int:
+    return sum(values)
 
 
 async def plain_pipeline(request: str, n: int) -> dict[str, Any]:
-    items = await asyncio.gather(*(plain_square(request, x) for x in range(n)))
-    return {"request": request, "total": sum(item["value"] for item in items)}
+    """The pipeline's work with plain asyncio: the benchmark's baseline."""
+    values = await asyncio.gather(*(plain_square(x) for x in range(n)))
+    return {"request": request, "total": await plain_total(values)}
 
 
 @task
@@ -132,6 +162,10 @@ async def run_pipeline(request: Request) -> JSONResponse:
     return JSONResponse(await pipeline(*_params(request)))
 
 
+async def run_traced(request: Request) -> JSONResponse:
+    return JSONResponse(await traced(*_params(request)))
+
+
 async def run_pipeline_plain(request: Request) -> JSONResponse:
     return JSONResponse(await plain_pipeline(*_params(request)))
 
@@ -151,6 +185,7 @@ ROUTES: list[tuple[str, Endpoint]] = [
     ("/health", health),
     ("/pipeline", run_pipeline),
     ("/pipeline-plain", run_pipeline_plain),
+    ("/traced", run_traced),
     ("/slow", run_slow),
     ("/report", run_report),
 ]

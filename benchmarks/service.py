@@ -51,7 +51,7 @@ uvicorn.Server(config).run(sockets=[sock])
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.service", description=__doc__)
     p.add_argument("--requests", type=int, default=2000, help="requests per endpoint per round")
-    p.add_argument("--rounds", type=int, default=3, help="rounds, alternating the endpoints")
+    p.add_argument("--rounds", type=int, default=5, help="rounds, alternating the endpoints")
     p.add_argument("--concurrency", type=int, default=16, help="requests in flight at once")
     p.add_argument("--items", type=int, default=10, help="items each request fans out over")
     p.add_argument("--out", type=Path, default=HERE / "results" / "service")

@@ -12,10 +12,12 @@ Leaving stops them by the service's policy and then stops what actorflow started
 - ``shutdown="drain"``: they are given ``grace_period`` seconds to finish, then cancelled.
 
 A flow still running after that waits on sync task bodies, which Python cannot interrupt: those
-task runs are abandoned (Crashed), so that their flows end now. Then the runtime loop, the pools
-and every worker thread stop, waiting up to ``grace_period`` more for threads still running an
-abandoned body; any thread still busy then is named in a warning. Interrupted flow runs end
-Cancelled, abandoned task runs Crashed: each an ordinary, observed transition.
+task runs are abandoned (Crashed) and the ones queued behind them cancelled, so that their flows
+end now: an async flow Cancelled; a sync flow's body (not interrupted either) sees its task runs
+end so and ends as it then does (Failed, naming the shutdown, if it asks for their results).
+Then the runtime loop, the pools and every worker thread stop, waiting up to ``grace_period``
+more for threads still running an abandoned body; any thread still busy then is named in a
+warning. Each of these ends is an ordinary, observed transition.
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ class ServiceStatistics:
     flows_started: int
     #: Flow runs the shutdown cancelled.
     flows_cancelled: int
-    #: Task runs the shutdown abandoned (their sync bodies could not be interrupted).
-    tasks_abandoned: int
+    #: Task runs the shutdown ended after the grace period: those held by sync bodies (which
+    #: cannot be interrupted) Crashed, those queued behind them Cancelled.
+    tasks_stopped: int
     #: Whether the service is stopping (or has stopped).
     stopping: bool
 
@@ -103,7 +106,7 @@ class Service:
                 flows_running=len(self._runs),
                 flows_started=self._started,
                 flows_cancelled=self._cancelled,
-                tasks_abandoned=self._abandoned,
+                tasks_stopped=self._abandoned,
                 stopping=self._stopping,
             )
 

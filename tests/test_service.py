@@ -180,6 +180,13 @@ async def test_200_concurrent_requests_each_run_a_flow_of_their_own(
         assert record.flow_run_id == answers[request]["flow_run_id"]  # type: ignore[attr-defined]  # run extras
     flows = server.watcher.finals("traced-")
     assert flows == ["Completed"] * 200
+    # Its own observed runs: each flow run's task runs are the n squares and one total.
+    per_flow: dict[str | None, set[str]] = {}
+    for event in server.watcher.recorder.events:
+        if event.run_kind == "task":
+            per_flow.setdefault(event.flow_run_id, set()).add(event.run_id)
+    assert set(per_flow) == ids
+    assert {len(runs) for runs in per_flow.values()} == {n + 1}
 
 
 @pytest.mark.anyio

@@ -140,7 +140,7 @@ async def test_serving_cancels_flows_at_shutdown_and_leaves_no_thread(anyio_back
                 assert service.statistics().flows_running == 1
             stats = service.statistics()
     assert stats.flows_running == 0 and stats.flows_cancelled == 1
-    assert stats.tasks_abandoned == 1 and stats.stopping
+    assert stats.tasks_stopped == 1 and stats.stopping
     assert outcome and "shutting down" in str(outcome[0])
     finals = {e.run_name.split("-")[0]: e.state for e in recorder.events if e.state.is_final()}
     assert finals["slow"].is_crashed()
@@ -195,3 +195,43 @@ async def test_serving_refuses_bad_options_and_a_second_service(anyio_backend: s
         with pytest.raises(RuntimeError, match="already in progress"):
             async with actorflow.serving():
                 pass
+
+
+@pytest.mark.anyio
+async def test_serving_stops_a_sync_flow_on_a_worker_thread(anyio_backend: str) -> None:
+    """A sync flow run through run_sync_in_worker_thread is tracked too. Its body cannot be
+    interrupted: at shutdown its queued task runs are Cancelled, the one held by a sync body is
+    Crashed, and the body, asking for their results, ends the flow Failed naming the shutdown."""
+    started = threading.Event()
+
+    @task
+    def slow(i: int) -> int:
+        started.set()
+        _spin(0.3)
+        return i
+
+    @flow(task_runner=actorflow.task_runners.ThreadPoolTaskRunner(max_workers=1))
+    def sync_request() -> list[int]:
+        futures = [slow.submit(i) for i in range(3)]
+        return [f.result() for f in futures]
+
+    recorder = actorflow.RunRecorder()
+    outcome: list[BaseException] = []
+
+    async def handler() -> None:
+        try:
+            await run_sync_in_worker_thread(sync_request)
+        except actorflow.exceptions.CrashedRun as exc:
+            outcome.append(exc)
+
+    with actorflow.observe(recorder):
+        async with anyio.create_task_group() as tg:
+            async with actorflow.serving(grace_period=0.05) as service:
+                tg.start_soon(handler)
+                await anyio.to_thread.run_sync(started.wait, 5)
+    assert service.statistics().flows_running == 0
+    assert outcome and "shutting down" in str(outcome[0])
+    finals = sorted(e.state.name for e in recorder.events if e.state.is_final())
+    assert finals == ["Cancelled", "Cancelled", "Crashed", "Failed"]
+    await _until_no_thread_left(2)
+    assert _actorflow_threads() == []

@@ -70,6 +70,26 @@ async def test_a_sync_task_called_on_the_loop_warns_with_the_call_site(
 
 
 @pytest.mark.anyio
+async def test_sync_calls_inside_an_async_flow_body_do_not_warn(anyio_backend: str) -> None:
+    """There they already run on a worker thread while the body is suspended."""
+    runtime.reset()
+    loop_thread = threading.get_ident()
+
+    @task
+    def where() -> int:
+        return threading.get_ident()
+
+    @flow
+    async def body() -> tuple[int, int]:
+        return where(), sync_flow(4)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        thread, value = await body()
+    assert thread != loop_thread and value == 8
+
+
+@pytest.mark.anyio
 async def test_run_sync_in_worker_thread_keeps_the_loop_free(anyio_backend: str) -> None:
     """The sync flow runs on a worker thread, in the caller's context (its observers), and
     the loop goes on meanwhile: no warning."""

@@ -190,18 +190,19 @@ def drive_here(run: Driven) -> None:
 
         _suspend.await_here(to_thread(drive_sync, run))
         return
-    if current_backend() is not None and not runtime.on_loop_thread():
+    outer = _context.current_run.get()
+    # Inside a sync run (a sync flow's body, the common case) there is nothing to check: the
+    # outermost call has been looked at already.
+    if (outer is None or outer.spec.is_async) and current_backend() is not None:
         _warn_blocking_call(run)
     drive_sync(run)
 
 
 def _warn_blocking_call(run: Any) -> None:
     """A sync run called from async code on an event loop's thread blocks the loop: say so,
-    once per task or flow, naming it and what to write instead. Inside a sync run (a sync
-    flow's body) the outermost call has been named already. (The runtime loop is actorflow's
-    own, for the async children of sync flows: not a loop that serves anyone.)"""
-    outer = _context.current_run.get()
-    if outer is not None and not outer.spec.is_async:
+    once per task or flow, naming it and what to write instead. (Not on the runtime loop:
+    actorflow's own, for the async children of sync flows, it serves no one else.)"""
+    if runtime.on_loop_thread():
         return
     spec = run.spec
     warned: set[Any] = runtime.slot("drive.warned-blocking", set)

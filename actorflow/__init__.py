@@ -5,6 +5,7 @@ from . import exceptions, futures, runs, runtime, states, task_runners, testing 
 from ._core import allow_failure, get_run_logger, quote, tags, unmapped
 from ._core import fixup_module_metadata as _fixup_module_metadata
 from ._flows import Flow, flow
+from ._journal._registry import install_from_environment as _install_journal
 from ._serving import Service, ServiceStatistics, serving
 from ._tasks import Task, task
 from .runs import RunRecorder, observe
@@ -31,3 +32,4 @@ __all__ = (
 )
 
 _fixup_module_metadata(__name__, globals())
+_install_journal()  # the journal ACTORFLOW_JOURNAL names, made by the first run

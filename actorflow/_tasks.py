@@ -289,11 +289,14 @@ class Task(Definition[P, R]):
         """
         wait_for = kwargs.pop("wait_for", None) if "wait_for" in kwargs else None
         return_state = kwargs.pop("return_state", False) if "return_state" in kwargs else False
+        deferred = kwargs.pop("deferred", False) if "deferred" in kwargs else False
         if self._yields is not None:
             self._check_not_generator("mapped")
         # Arguments are bound first, as in Prefect: a bad call says so wherever it is made.
         sig = self.signature
         params = sig.expand_var_kwargs(sig.bind(args, kwargs, apply_defaults=False))
+        if deferred:
+            return self._map_deferred(args, kwargs, wait_for)
         flow = current_flow_run()
         if flow is None:
             raise RuntimeError(
@@ -336,6 +339,45 @@ class Task(Definition[P, R]):
             futures.wait()
             return [future.state for future in futures]
         return futures
+
+    def _map_deferred(self, args: Any, kwargs: dict[str, Any], wait_for: Any) -> Any:
+        # One background run per element, queued in one batch.
+        from ._queue import delay_runs
+
+        sig = self.signature
+        params = sig.expand_var_kwargs(sig.bind(args, kwargs, apply_defaults=False))
+        calls = [sig.to_call(item) for item in map_over(self.name, params, mappable)]
+        return delay_runs(self, calls, wait_for)
+
+    # -- background runs ------------------------------------------------------------------------
+    def delay(self, *args: Any, **kwargs: Any) -> Any:
+        """Queue a run for a task worker (``.serve()``, ``actorflow worker``) and return its
+        :class:`~actorflow.futures.BackgroundTaskFuture` at once; its first state is
+        ``Scheduled``. The arguments are pickled now: one that cannot be fails here, named."""
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        wait_for: Iterable[Any] | None = None,
+        assets: Any = None,
+    ) -> Any:
+        """:meth:`delay` with the arguments given as a tuple and a dict; ``wait_for`` names
+        background futures whose runs must complete first (``assets`` is accepted for
+        Prefect's signature and unused)."""
+        from ._queue import delay_runs
+
+        if self._yields is not None:
+            self._check_not_generator("delayed")
+        return delay_runs(self, [(tuple(args or ()), dict(kwargs or {}))], wait_for)[0]
+
+    def serve(self, limit: int | None = 10, timeout: float | None = None) -> Any:
+        """Run a task worker for this task here until stopped (SIGTERM, Ctrl-C) or ``timeout``
+        seconds pass; from async code, an awaitable of it."""
+        from ._queue import serve
+
+        return serve(self, limit=limit, timeout=timeout)
 
     def _blocks_own_loop(self, flow: Any) -> bool:
         # return_state=True waits here. Inside an async flow's body that wait suspends the body;

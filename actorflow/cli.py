@@ -15,7 +15,11 @@ from collections.abc import Sequence
 __all__ = ("main",)
 
 # name -> (module, one-line help). Modules are imported lazily.
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "runs": ("actorflow._cli.runs", "list the journaled flow runs, show one, prune old ones"),
+    "ui": ("actorflow._cli.ui", "serve the run viewer: flow runs and their timelines, locally"),
+    "worker": ("actorflow._cli.worker", "serve background runs of tasks (module:task ...)"),
+}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -121,11 +121,15 @@ def prefect_flows() -> dict[str, Callable[..., Any]]:
 
 
 def close_resources() -> None:
-    """Stop the Dask cluster and the Prefect server, if this run started them."""
+    """Stop the Dask cluster, the Prefect server and the queue workers this run started."""
     try:
         base.DASK.close()
     finally:
-        PREFECT.close()
+        try:
+            PREFECT.close()
+        finally:
+            if "benchmarks.workloads_queue" in sys.modules:
+                sys.modules["benchmarks.workloads_queue"].close_benches()
 
 
 @functools.cache
@@ -148,6 +152,52 @@ def dask_runner_missing() -> str | None:
     return base.DaskCluster.missing()
 
 
+@functools.cache
+def _journal_path() -> str:
+    return os.path.join(_scratch().name, "journal.db")
+
+
+def set_journal(on: bool) -> None:
+    """Journal actorflow's runs (to a file in the scratch directory) or not: process-wide, so
+    every actorflow case sets it in ``make``; plain ``actorflow`` cases measure with it off."""
+    from actorflow import journal
+
+    if not on:
+        journal.disable()
+        return
+    current = journal.current()
+    if current is None or current.path != _journal_path():
+        journal.enable(_journal_path())
+
+
+def _journal_case(mode: Mode, key: str) -> Case:
+    """actorflow with the run journal on; the timed run ends when its records are written."""
+
+    def make(n: int) -> Callable[[], Any]:
+        from actorflow import journal
+
+        set_journal(True)
+        fn = functools.partial(actorflow_flows()[key], _fns.inputs(n))
+        if mode == "sync":
+
+            def run() -> Any:
+                out = fn()
+                journal.current().flush()  # type: ignore[union-attr]  # set just above
+                return out
+
+            return run
+
+        async def run_async() -> Any:
+            out = await fn()
+            journal.current().flush()  # type: ignore[union-attr]  # set just above
+            return out
+
+        return run_async
+
+    impl = "actorflow+journal" if mode == "sync" else f"actorflow+journal/{mode}"
+    return Case(impl, mode, make)
+
+
 def _flow_case(
     impl: str,
     mode: Mode,
@@ -158,6 +208,8 @@ def _flow_case(
     prefect = impl.startswith("prefect")
 
     def make(n: int) -> Callable[[], Any]:
+        if not prefect:
+            set_journal(False)
         flows = prefect_flows() if prefect else actorflow_flows()
         return functools.partial(flows[key], arg(n))
 
@@ -212,6 +264,8 @@ _GATHERS = (base.asyncio_gather, base.anyio_group, base.trio_nursery)
 def _submit_cases() -> list[Case]:
     return [
         *_lib_cases("submit"),
+        _journal_case("sync", "submit"),
+        _journal_case("asyncio", "submit/async"),
         *_concurrent_async(_GATHERS, _fns.inputs),
         _base("threadpool", "sync", base.threadpool_submit),
         _base("dask", "sync", base.dask_submit, unavailable=base.DaskCluster.missing),
@@ -221,6 +275,8 @@ def _submit_cases() -> list[Case]:
 def _map_cases() -> list[Case]:
     return [
         *_lib_cases("map"),
+        _journal_case("sync", "map"),
+        _journal_case("asyncio", "map/async"),
         *_concurrent_async(_GATHERS, _fns.inputs),
         _base("threadpool", "sync", base.threadpool_map),
         _base("dask", "sync", base.dask_map, unavailable=base.DaskCluster.missing),
@@ -351,15 +407,26 @@ def _dask_cases() -> list[Case]:
     ]
 
 
-def _background_cases() -> list[Case]:
-    def missing() -> str:
-        import actorflow
+# -- queue: background runs, .delay() -> a worker process -> result --------------------------
+def _queue_cases(latency: bool) -> list[Case]:
+    from . import workloads_queue as wq
 
-        if not hasattr(actorflow.Task, "delay"):
-            return "background tasks do not exist yet (Task.delay and a task worker)"
-        return "the harness has no background workload yet"
+    def make(kind: str) -> Callable[[int], Callable[[], Any]]:
+        def build(n: int) -> Callable[[], Any]:
+            bench = wq.bench_for(kind)
+            run = bench.one_by_one if latency else bench.results
+            return functools.partial(run, _fns.inputs(n))
 
-    return [Case("actorflow", "sync", lambda n: lambda: None, missing)]
+        return build
+
+    return [
+        Case("actorflow/sqlite", "sync", make("sqlite")),
+        Case("actorflow/redis", "sync", make("redis"), wq.redis_missing),
+        *(
+            Case(peer, "sync", make(peer), functools.partial(wq.peer_missing, peer))
+            for peer in wq.PEERS
+        ),
+    ]
 
 
 def _none(n: int) -> None:
@@ -413,7 +480,18 @@ WORKLOADS: dict[str, Workload] = {
         Workload(
             "dask", "N submits on a Dask cluster, then N results", _fns.incremented, _dask_cases
         ),
-        Workload("background", "delay -> worker -> result", _none, _background_cases),
+        Workload(
+            "queue",
+            "N runs delayed to one worker process, then every result read back",
+            _fns.incremented,
+            lambda: _queue_cases(latency=False),
+        ),
+        Workload(
+            "queue-latency",
+            "N runs one at a time on an idle worker process (per item: the mean latency)",
+            _fns.incremented,
+            lambda: _queue_cases(latency=True),
+        ),
     )
 }
 

@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+import os
+
+# The suite's runs are not journaled to a file (tests that need a journal enable one); set
+# before actorflow is imported, since the setting is read then.
+os.environ["ACTORFLOW_JOURNAL"] = "off"
+
 import threading
 import time
 from collections.abc import Iterator

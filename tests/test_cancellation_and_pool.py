@@ -371,6 +371,54 @@ def test_nested_submits_under_pool_of_one_finish() -> None:
     assert my_flow() == [3 * i + 6 for i in range(4)]
 
 
+def test_a_worker_waiting_on_a_queued_child_runs_it_itself() -> None:
+    # Work stealing: with one worker, the parent's thread runs each queued child as it waits for
+    # it, instead of handing its slot to another thread.
+    threads: dict[str, int] = {}
+
+    @task
+    def child(x: int) -> int:
+        threads[f"child{x}"] = threading.get_ident()
+        return x
+
+    @task
+    def parent() -> int:
+        threads["parent"] = threading.get_ident()
+        futures = [child.submit(x) for x in range(3)]
+        return sum(f.result() for f in futures)
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=1))
+    def my_flow() -> int:
+        return parent.submit().result()
+
+    assert my_flow() == 3
+    assert set(threads.values()) == {threads["parent"]}
+
+
+def test_every_child_runs_once_whether_stolen_or_taken() -> None:
+    # Parents race the pool's other workers for their children: each body runs exactly once.
+    calls: list[int] = []
+    lock = threading.Lock()
+
+    @task
+    def child(x: int) -> int:
+        with lock:
+            calls.append(x)
+        return x
+
+    @task
+    def parent(base: int) -> int:
+        futures = [child.submit(base + i) for i in range(10)]
+        return sum(f.result() for f in futures)
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=4))
+    def my_flow() -> int:
+        return sum(f.result() for f in [parent.submit(b) for b in range(0, 2000, 10)])
+
+    assert my_flow() == sum(range(2000))
+    assert sorted(calls) == list(range(2000))
+
+
 def test_recursive_submits_do_not_deadlock() -> None:
     @task
     def countdown(n: int) -> int:

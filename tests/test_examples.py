@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 
-import actorflow
 from actorflow import RunRecorder, State
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -46,14 +45,6 @@ no_caching = pytest.mark.skipif(
 no_dask_runner = pytest.mark.skipif(
     _missing("actorflow.task_runners", "DaskTaskRunner") or _missing("distributed"),
     reason="actorflow.task_runners.DaskTaskRunner (or distributed) not available yet",
-)
-no_background = pytest.mark.skipif(
-    not hasattr(actorflow.Task, "delay") or not hasattr(actorflow.Task, "serve"),
-    reason="background tasks (Task.delay / Task.serve) not built yet",
-)
-no_task_worker = pytest.mark.skipif(
-    _missing("actorflow.task_worker", "serve"),
-    reason="background task worker (actorflow.task_worker.serve) not built yet",
 )
 no_obstore = pytest.mark.skipif(_missing("obstore"), reason="obstore (the s3 extra) not installed")
 
@@ -337,15 +328,15 @@ def test_cache_s3_shared_between_machines(
 
 # -- background tasks --------------------------------------------------------------------------
 @pytest.mark.slow
-@no_background
-def test_background_serve_and_delay(load_example: LoadExample) -> None:
-    state = load_example("background_serve").main(timeout=60)
-    assert state.is_completed(), state
+def test_background_serve_and_delay() -> None:
+    # As a user runs it: the script queues the run and its worker process (the same script)
+    # serves it. Both load the task from ``background_serve.py``, so they agree on its key.
+    result = run_script("background_serve")
+    assert result.returncode == 0, result.stderr
+    assert "add(1, 2) ended Completed()" in result.stdout, result.stdout
 
 
 @pytest.mark.slow
-@no_background
-@no_task_worker
 def test_background_task_worker(load_example: LoadExample) -> None:
     states = load_example("background_task_worker").main(serve_seconds=2.0)
     assert [s.name for s in states] == ["Completed", "Completed"]

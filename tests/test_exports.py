@@ -14,6 +14,7 @@ PUBLIC = [
     "actorflow.task_runners",
     "actorflow.testing",
     "actorflow.runs",
+    "actorflow.journal",
     "actorflow.cache_policies",
     "actorflow.results",
     "actorflow.context",
@@ -23,6 +24,7 @@ PUBLIC = [
     "actorflow.runtime",
     "actorflow.utilities.annotations",
     "actorflow.utilities.asyncutils",
+    "actorflow.task_worker",
 ]
 
 
@@ -53,6 +55,8 @@ def test_all_lists_existing_public_names(name: str) -> None:
         ("actorflow.exceptions.CancelledRun", "actorflow.exceptions"),
         ("actorflow.Task", "actorflow"),
         ("actorflow.Flow", "actorflow"),
+        ("actorflow.futures.BackgroundTaskFuture", "actorflow.futures"),
+        ("actorflow.task_worker.TaskWorker", "actorflow.task_worker"),
     ],
 )
 def test_classes_report_their_public_module(path: str, public_module: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -28,3 +29,118 @@ def test_ruff_format() -> None:
 def test_mypy_strict() -> None:
     result = run("mypy", "actorflow")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _imports_of(path: Path, module: str, modules: set[str]) -> set[str]:
+    """The actorflow modules ``module`` (in the file ``path``) imports anywhere: at module level,
+    inside functions, and under ``if TYPE_CHECKING:`` alike."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                # ``from package import submodule`` imports the submodule.
+                sub = f"{target}.{alias.name}"
+                found.add(sub if sub in modules else target)
+    return {name for name in found if name in modules and name != module}
+
+
+def _import_graph() -> dict[str, list[str]]:
+    """Each of actorflow's modules, and the modules of actorflow it imports."""
+    files = {}
+    for path in sorted((ROOT / "actorflow").rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        files[".".join(parts)] = path
+    modules = set(files)
+    return {name: sorted(_imports_of(path, name, modules)) for name, path in files.items()}
+
+
+def _import_cycles(graph: dict[str, list[str]]) -> list[list[str]]:
+    """The strongly connected components (of more than one module) of ``graph``."""
+    # Tarjan's algorithm, iterative (no recursion limit to think about).
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(graph[root]))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, targets = work[-1]
+            for target in targets:
+                if target not in index:
+                    index[target] = low[target] = len(index)
+                    stack.append(target)
+                    on_stack.add(target)
+                    work.append((target, iter(graph[target])))
+                    break
+                if target in on_stack:
+                    low[node] = min(low[node], index[target])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        cycles.append(sorted(component))
+    return cycles
+
+
+def _one_cycle(component: list[str], graph: dict[str, list[str]]) -> list[str]:
+    """A shortest import cycle through the first module of ``component``."""
+    start, inside = component[0], set(component)
+    previous: dict[str, str] = {}
+    queue = [start]
+    while start not in previous:
+        node = queue.pop(0)
+        for target in graph[node]:
+            if target in inside and target not in previous:
+                previous[target] = node
+                queue.append(target)
+    path = [start]
+    while len(path) == 1 or path[-1] != start:
+        path.append(previous[path[-1]])
+    return path[::-1]
+
+
+def test_import_graph_is_read() -> None:
+    """The graph the next test checks holds imports of every kind (checked on known ones)."""
+    graph = _import_graph()
+    assert "actorflow._core._states" in graph["actorflow._core._actor"]  # module level
+    assert "actorflow._core._task_run" in graph["actorflow._core._generators"]  # in a function
+    assert "actorflow._core._task_run" in graph["actorflow._core._runner"]  # TYPE_CHECKING
+    assert "actorflow._core" in graph["actorflow._runners._body"]  # absolute, in a function
+    assert "actorflow._core" in graph["actorflow._cache._keys"]  # ``from .. import``
+    assert "actorflow._core._context" in graph["actorflow._core._flow_run"]  # ``from . import``
+
+
+def test_no_import_cycle() -> None:
+    """actorflow's modules form layers: no import cycle, counting imports inside functions and
+    under ``if TYPE_CHECKING:`` too (a lazy or type-only import does not make a cycle honest)."""
+    graph = _import_graph()
+    cycles = _import_cycles(graph)
+    assert not cycles, "import cycles among actorflow's modules:\n" + "\n".join(
+        f"{len(c)} modules: {', '.join(c)}\n  e.g. {' -> '.join(_one_cycle(c, graph))}"
+        for c in cycles
+    )

@@ -36,7 +36,7 @@ class KeyContext:
         self.task = task
         self.task_run = task_run
         self.parameters = parameters
-        self.flow_run: FlowRun | None = task_run.flow
+        self.flow_run: FlowRun | None = task_run.flow  # type: ignore[assignment]  # it is one
 
     def __repr__(self) -> str:
         return f"KeyContext(task={self.task!r}, task_run={self.task_run.name!r})"

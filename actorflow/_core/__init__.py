@@ -6,6 +6,7 @@ Modules above the core use only what this module exports; the core imports nothi
 from ._actor import Actor as Actor
 from ._actor import ActorStatistics as ActorStatistics
 from ._actor import Cancel as Cancel
+from ._bridge import LoopGroup as LoopGroup
 from ._bridge import run_coroutine_sync as run_coroutine_sync
 from ._bridge import to_thread as to_thread
 from ._callables import Signature as Signature
@@ -17,7 +18,6 @@ from ._clock import current_clock as current_clock
 from ._clock import use_clock as use_clock
 from ._context import FlowRunContext as FlowRunContext
 from ._context import TaskRunContext as TaskRunContext
-from ._context import current_flow_run as current_flow_run
 from ._context import current_run as current_run
 from ._context import current_tags as current_tags
 from ._context import get_run_context as get_run_context
@@ -60,6 +60,7 @@ from ._exports import fixup_module_metadata as fixup_module_metadata
 from ._flow_run import NOT_RETURNED as NOT_RETURNED
 from ._flow_run import FlowRun as FlowRun
 from ._flow_run import SupervisorStatistics as SupervisorStatistics
+from ._flow_run import current_flow_run as current_flow_run
 from ._futures import DoneAndNotDoneFutures as DoneAndNotDoneFutures
 from ._futures import TaskFuture as TaskFuture
 from ._futures import TaskFutureList as TaskFutureList
@@ -73,7 +74,11 @@ from ._pool import WorkerPool as WorkerPool
 from ._pool import blocking_region as blocking_region
 from ._records import RunRecorder as RunRecorder
 from ._records import TransitionEvent as TransitionEvent
+from ._records import add_sink as add_sink
+from ._records import event_for as event_for
 from ._records import observe as observe
+from ._records import observers as observers
+from ._records import remove_sink as remove_sink
 from ._resolve import allow_failure as allow_failure
 from ._resolve import map_futures as map_futures
 from ._resolve import map_over as map_over

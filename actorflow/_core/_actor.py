@@ -30,13 +30,14 @@ from ._exceptions import (
     CrashedRun,
     FlowDeadlineInterrupt,
 )
-from ._records import TransitionEvent, observers
+from ._records import event_for, observers, sinks
 from ._runtime import runtime
 from ._spawn import Loop, current_loop, is_cancellation
 from ._states import (
     CANCELLED,
     CRASHED,
     INITIAL_CODES,
+    PENDING,
     State,
     StateKind,
     StateType,
@@ -121,6 +122,7 @@ class Actor:
         "kwargs",
         "loop",
         "parent",
+        "queued_item",
         "run_count",
         "spec",
         "supervisor",
@@ -133,12 +135,14 @@ class Actor:
         spec: RunSpec,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        parent: Actor | None,
+        parent: _context.Run | None,
         wait_for: Any = None,
         initial: StateKind | None = None,
+        run_id: int | None = None,
     ) -> None:
         """Subclasses set their own attributes first: the ``initial`` state is recorded (and
-        observed) last, when the run can already name itself."""
+        observed) last, when the run can already name itself. ``run_id`` is given for a run
+        whose id was taken elsewhere (a background run, made when it was queued)."""
         self.spec = spec
         self.args = args
         self.kwargs = kwargs
@@ -146,7 +150,9 @@ class Actor:
         self._name: str | None = None
         self._run_context: Any = None
         self.run_count = 0
-        self._int_id = _runtime._prefix | next(_runtime._counter)  # as new_id(), inline
+        if run_id is None:
+            run_id = _runtime._prefix | next(_runtime._counter)  # as new_id(), inline
+        self._int_id = run_id
         if not _context.console_ready:
             _context.ensure_console()
         self.parent = parent
@@ -166,6 +172,8 @@ class Actor:
         self._holds_slot = False
         #: The event loop that drives this run when it runs async code, else None.
         self.loop: Loop | None = None
+        #: Its work item in a pool's queue, while a sync run waits there for a thread.
+        self.queued_item: list[Any] | None = None
         #: The supervisor of this run as a submitted child, told when its driver is done.
         self.supervisor: Supervisor | None = None
         # Flat: kind, timestamp_ns, message, data for each state, oldest first. No tuple per
@@ -184,6 +192,8 @@ class Actor:
         self._history = [initial, ts, None, None]
         if self._observers:
             self._emit(None, initial.at(ts, None, None, self._int_id))
+        if sinks:
+            self._sink(None, initial, ts, None, None)
 
     # -- identity -------------------------------------------------------------------------------
     @property
@@ -206,7 +216,7 @@ class Actor:
     def named(self, make: Callable[[Any], str]) -> str:
         """``make(self)``, the run's name, computed with the run as the current run (a name
         function may read ``actorflow.runtime.task_run``)."""
-        token = _context.current_run.set(self)  # type: ignore[arg-type]  # a TaskRun or FlowRun
+        token = _context.current_run.set(self)
         try:
             return make(self)
         finally:
@@ -227,27 +237,29 @@ class Actor:
         self._kind = kind
         if self._observers:
             self._emit(old, kind.at(ts, message, data, self._int_id))
+        if sinks:
+            for sink in sinks:  # inline: this is every transition's path when a journal is on
+                try:
+                    sink(self, old, kind, ts, message, data)
+                except Exception:
+                    logger.exception("a process-wide run observer raised; the run goes on")
         if kind.final:
             if self._hold:
                 self._held = _LAST
             else:
                 self._complete(_LAST)
 
+    def _sink(
+        self, old: StateKind | None, kind: StateKind, ts: int, message: str | None, data: Any
+    ) -> None:
+        for sink in sinks:
+            try:
+                sink(self, old, kind, ts, message, data)
+            except Exception:
+                logger.exception("a process-wide run observer raised; the run goes on")
+
     def _emit(self, old: StateKind | None, state: State[Any]) -> None:
-        parent = self.parent
-        flow = parent
-        while flow is not None and not flow.is_flow:
-            flow = flow.parent
-        event = TransitionEvent(
-            run_id=str(self.id),
-            run_kind="flow" if self.is_flow else "task",
-            run_name=self.name,
-            task_key=self.task_key(),
-            parent_id=None if parent is None else str(parent.id),
-            flow_run_id=None if flow is None else str(flow.id),
-            from_state=None if old is None else old.name,
-            state=state,
-        )
+        event = event_for(self, old, state)
         for observer in self._observers:
             try:
                 observer(event)
@@ -401,6 +413,12 @@ class Actor:
         self.waited_on()
         if _suspend.suspendable():
             return _suspend.wait_for_runs([self], timeout)
+        item = self.queued_item
+        if item is not None and timeout is None:
+            # A pool worker about to wait for a run still queued in its own pool runs it here.
+            pool = _pool.current_pool()
+            if pool is not None and pool.steal(item) and self._final is not None:
+                return True
         loop = self.loop
         if loop is not None and loop.on_loop_thread():
             raise BlockingWaitOnEventLoop(
@@ -452,6 +470,8 @@ class Actor:
             check_transition(self.label(), old, kind)  # raises, naming the run
         if self._observers:
             self._emit(old, kind.at(ts, message, data, self._int_id))
+        if sinks:
+            self._sink(old, kind, ts, message, data)
         self._complete(_LAST)
         return True
 
@@ -471,6 +491,14 @@ class Actor:
         loop = self.loop
         if first and loop is not None and self._wake is not None:
             loop.call_soon(loop.cancel_run, self)
+
+    def cancel_will_take_effect(self) -> bool:
+        """After a Cancel message: will the run end Cancelled?"""
+        kind = self._kind
+        if self.reached_end():  # final, perhaps still running hooks
+            return bool(kind and kind.type is StateType.CANCELLED)
+        # Not started yet, or async (interruptible): yes. A sync body already running: no.
+        return kind is PENDING or self.loop is not None
 
     def pending_cancel(self) -> Cancel | None:
         mailbox = self._mailbox

@@ -18,7 +18,7 @@ from typing import Any, TypeVar, final
 from . import _suspend
 from ._pool import blocking_region
 from ._runtime import RuntimeLoop, runtime
-from ._spawn import Group, Loop
+from ._spawn import Group, Loop, current_loop
 
 T = TypeVar("T")
 
@@ -59,8 +59,6 @@ async def to_thread(fn: Callable[..., T], *args: Any) -> T:
     A hop through the pool costs a fraction of ``anyio.to_thread``'s. If the waiter is
     cancelled the call still finishes (a record write or a lock is never left half done).
     """
-    from ._spawn import current_loop
-
     loop = current_loop()
     event = loop.new_event()
     box: list[tuple[bool, Any]] = []

@@ -13,26 +13,44 @@ import os
 import threading
 from collections.abc import Iterator
 from contextvars import ContextVar, Token
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._exceptions import MissingContextError
 
 if TYPE_CHECKING:
-    from ._flow_run import FlowRun
-    from ._task_run import TaskRun
+    import uuid
+
+    from ._specs import RunSpec
+
+
+class Run(Protocol):
+    """What this module reads of a run: a TaskRun or a FlowRun (an ``Actor``, whose module is
+    above this one), or a worker process's stand-in for one."""
+
+    @property
+    def is_flow(self) -> bool: ...
+    @property
+    def parent(self) -> Run | None: ...
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def spec(self) -> RunSpec: ...
+
 
 #: The innermost run (a TaskRun or a FlowRun) the running code belongs to.
-current_run: ContextVar[TaskRun | FlowRun | None] = ContextVar("actorflow_run", default=None)
+current_run: ContextVar[Run | None] = ContextVar("actorflow_run", default=None)
 #: Tags added by ``with tags(...)`` blocks, applied to runs created inside them.
 current_tags: ContextVar[frozenset[str]] = ContextVar("actorflow_tags", default=frozenset())
 
 
-def current_flow_run() -> FlowRun | None:
+def current_flow_run() -> Run | None:
     """The flow run that owns the current code, looking through task runs to their flow."""
     run: Any = current_run.get()
     while run is not None and not run.is_flow:
         run = run.parent
-    return run  # type: ignore[no-any-return]  # a FlowRun or None, by the loop's condition
+    return run  # type: ignore[no-any-return]  # a flow run or None, by the loop's condition
 
 
 @contextlib.contextmanager
@@ -57,7 +75,7 @@ class RunLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]  # gene
         return msg, kwargs
 
 
-def logger_for(run: TaskRun | FlowRun) -> RunLoggerAdapter:
+def logger_for(run: Run) -> RunLoggerAdapter:
     """The logger of ``run``: records carry Prefect's run fields (``task_run_id``,
     ``task_run_name``, ``task_name``, ``flow_run_id``, ``flow_run_name``, ``flow_name``) and
     actorflow's (``run_id``, ``run_name``, ``run_kind``, ``run_label``)."""
@@ -74,7 +92,8 @@ def logger_for(run: TaskRun | FlowRun) -> RunLoggerAdapter:
         f"{kind}_name": run.spec.name,
     }
     if not run.is_flow:
-        flow = current_flow_run() if run.flow is None else run.flow
+        task_run: Any = run  # a TaskRun (or a worker's stand-in): it knows its flow run
+        flow = current_flow_run() if task_run.flow is None else task_run.flow
         if flow is not None:
             extra.update(
                 flow_run_id=str(flow.id), flow_run_name=flow.name, flow_name=flow.spec.name
@@ -294,7 +313,7 @@ class FlowRunContext:
 
     @classmethod
     def get(cls) -> FlowRunContext | None:
-        run = current_flow_run()
+        run: Any = current_flow_run()  # a FlowRun, which makes its context
         if run is None:
             return None
         context: FlowRunContext = run.run_context()

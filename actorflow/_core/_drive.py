@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol, final
 
 from . import _context, _pool, _suspend
 from ._actor import logger, when_all_done
+from ._bridge import call_later, run_coroutine_sync, to_thread
 from ._clock import SystemClock, current_clock
 from ._exceptions import SyncCallOnEventLoopWarning
 from ._runtime import runtime
@@ -94,8 +95,6 @@ def call_sync(fn: Any, *args: Any) -> Any:
     """Call ``fn``; an awaitable it returns is run to completion (see ``run_coroutine_sync``)."""
     result = fn(*args)
     if inspect.isawaitable(result):
-        from ._bridge import run_coroutine_sync
-
         return run_coroutine_sync(result)
     return result
 
@@ -186,8 +185,6 @@ def drive_here(run: Driven) -> None:
     flow's body (this thread is then its event loop's), on a worker thread while the body is
     suspended, so that the loop goes on."""
     if _suspend._active and _suspend.suspendable():
-        from ._bridge import to_thread
-
         _suspend.await_here(to_thread(drive_sync, run))
         return
     outer = _context.current_run.get()
@@ -228,6 +225,7 @@ def _warn_blocking_call(run: Any) -> None:
 def drive_queued(run: Any) -> None:
     """The work item of one submitted sync run on a pool thread. There is nobody to raise to
     here: whatever interrupted the run is recorded in its state, and reported."""
+    run.queued_item = None  # it held the run: no cycle left for the collector
     if run.pending_cancel() is not None:
         run.never_started()
         return
@@ -425,10 +423,11 @@ class Stepper:
                 else:  # SLEEP
                     clock = current_clock()
                     if type(clock) is SystemClock:
-                        from ._bridge import call_later
-
                         # The timer fires on the runtime loop; the step runs on the pool.
-                        call_later(op[1], lambda: self._pool.submit(self.resume, None))
+                        def wake() -> None:
+                            self._pool.submit(self.resume, None)
+
+                        call_later(op[1], wake)
                     else:
                         self._pool.submit(self._sleep, clock, op[1])
                     return

@@ -8,22 +8,38 @@ the run's end by Prefect's rules (:func:`state_from_return`).
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import _context
 from ._attempts import Verdict, attempts, run_hooks
 from ._drive import INVOKE, OK, TIMEOUT, UPSTREAM, Effect, Engine
 from ._exceptions import FlowRunTimeoutError, ParameterBindError, ParameterTypeError
 from ._resolve import collect, has_futures, map_futures, resolve_inputs
+from ._specs import FlowSpec
 from ._states import CANCELLED, COMPLETED, FAILED, PAUSED, TIMED_OUT, State, StateKind
-
-if TYPE_CHECKING:
-    from ._flow_run import FlowRun
 
 __all__ = ["flow_engine", "state_from_return"]
 
 
-def flow_engine(fr: FlowRun) -> Engine:
+class EngineRun(Protocol):
+    """What the engine reads and writes of its run (a ``_flow_run.FlowRun``, whose module is
+    above this one: the run starts its engine)."""
+
+    @property
+    def spec(self) -> FlowSpec: ...
+    @property
+    def args(self) -> tuple[Any, ...]: ...
+    @property
+    def kwargs(self) -> dict[str, Any]: ...
+    @property
+    def wait_for(self) -> Any: ...
+
+    returned: Any
+
+    def transition(self, kind: StateKind, message: str | None = None, data: Any = None) -> None: ...
+
+
+def flow_engine(fr: EngineRun) -> Engine:
     spec = fr.spec
     args, kwargs = fr.args, fr.kwargs
     _context.log_beginning(fr)
@@ -49,7 +65,7 @@ def flow_engine(fr: FlowRun) -> Engine:
     yield from attempts(fr, spec, (INVOKE, spec.fn, args, kwargs, False), _judge)
 
 
-def _judge(fr: FlowRun, outcome: tuple[int, Any], context: Any) -> Any:
+def _judge(fr: EngineRun, outcome: tuple[int, Any], context: Any) -> Any:
     """What an attempt's outcome means for a flow run (a Verdict, or a generator of one)."""
     code, value = outcome
     if code == OK:
@@ -63,7 +79,7 @@ def _judge(fr: FlowRun, outcome: tuple[int, Any], context: Any) -> Any:
     return FAILED, message, value, True
 
 
-def _returned(fr: FlowRun, value: Any) -> Generator[Effect, Any, Verdict]:
+def _returned(fr: EngineRun, value: Any) -> Generator[Effect, Any, Verdict]:
     """A returned value's futures, at any depth, are waited for and become their runs' states:
     what the caller receives, and (a state, or a collection of states) what the run ends in."""
     found: list[tuple[Any, bool]] = []

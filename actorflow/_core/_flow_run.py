@@ -19,15 +19,16 @@ import contextvars
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any, final
+from typing import Any, cast, final
 
 import attrs
 
 from . import _context, _pool, _suspend
-from ._actor import Actor, Cancel, logger
-from ._bridge import LoopGroup, call_later
+from ._actor import Actor, Cancel, logger, when_all_done
+from ._bridge import LoopGroup, call_later, to_thread
 from ._drive import ERR, OK, TIMEOUT, Effect, Engine, drive_async
 from ._exceptions import FlowDeadlineInterrupt
+from ._flow_engine import flow_engine
 from ._interrupt import Interruptible
 from ._resolve import collect, has_futures
 from ._runner import TaskRunner, ThreadPoolTaskRunner
@@ -36,7 +37,7 @@ from ._specs import FlowSpec
 from ._states import CRASHED, PENDING
 from ._task_run import TaskRun
 
-__all__ = ["MAX_ASYNC_IN_FLIGHT", "FlowRun", "SupervisorStatistics"]
+__all__ = ["MAX_ASYNC_IN_FLIGHT", "FlowRun", "SupervisorStatistics", "current_flow_run"]
 
 #: Async children running at once per flow run. Later submissions wait in a backlog, in order,
 #: as plain objects (no task, no coroutine) and start as running ones finish; children submitted
@@ -100,12 +101,12 @@ class FlowRun(Actor):
         spec: FlowSpec,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        parent: Actor | None,
+        parent: _context.Run | None,
         wait_for: Any = None,
     ) -> None:
         #: The tags of ``with tags(...)`` blocks around the call.
         self.tags: frozenset[str] = _context.current_tags.get()
-        outer = _context.current_flow_run() if parent is not None else None
+        outer = current_flow_run() if parent is not None else None
         log_prints = spec.log_prints
         if log_prints is None:
             log_prints = outer.log_prints if outer is not None else False
@@ -193,8 +194,6 @@ class FlowRun(Actor):
         return self.spec.bind(self.args, self.kwargs)
 
     def engine(self) -> Engine:
-        from ._flow_engine import flow_engine
-
         return flow_engine(self)
 
     def cancel_reason(self, exc: BaseException) -> str:
@@ -297,8 +296,6 @@ class FlowRun(Actor):
             if self._runner is not None or self._loop_group is not None:
                 # Shutting a runner down may block (joining threads, closing a cluster): never
                 # on the caller's event loop.
-                from ._bridge import to_thread
-
                 with anyio.CancelScope(shield=True):
                     await to_thread(self._release)
         return result
@@ -410,7 +407,7 @@ class FlowRun(Actor):
             return
         # Held back until its upstream runs are done, so that it never occupies a worker thread
         # while it waits.
-        upstream: list[tuple[TaskRun, bool]] = []
+        upstream: list[tuple[Actor, bool]] = []
         if run.wait_for is not None:
             collect(run.wait_for, upstream)
         collect(run.args, upstream)
@@ -424,8 +421,6 @@ class FlowRun(Actor):
                 runner.submit(run)
             except BaseException as exc:
                 run.never_started(f"Could not start the task run: {type(exc).__name__}: {exc}")
-
-        from ._actor import when_all_done
 
         # A run among its own upstream runs fails at once in its engine: do not wait for it.
         when_all_done([r for r, _ in upstream if r is not run], ready)
@@ -457,13 +452,7 @@ class FlowRun(Actor):
         for callback in idle:
             callback()
         if following is not None:
-            loop = following.loop
-            assert loop is not None
-            group = self._group if loop is self.loop else self._loop_group
-            if group is None:
-                following.never_started()
-            else:
-                self._start_in(group, loop, following)
+            self._start_backlogged(following)
         elif drain:
             self.cancel_children(self._stop_reason or "its flow run was cancelled")
 
@@ -477,6 +466,11 @@ class FlowRun(Actor):
             self._backlog.remove(run)
             self._async_running += 1
             run._holds_slot = True
+        self._start_backlogged(run)
+
+    def _start_backlogged(self, run: Any) -> None:
+        """Start a run taken off the backlog, in the task group of its loop; a run whose group
+        is gone (the flow is ending) never starts."""
         loop = run.loop
         assert loop is not None
         group = self._group if loop is self.loop else self._loop_group
@@ -603,3 +597,8 @@ class FlowRun(Actor):
             children_in_flight=len(self._children),
             children_failed=self._failed_children,
         )
+
+
+#: ``_context.current_flow_run``, typed for the layers above, which know flow runs: the run it
+#: finds is a flow run, and every flow run is a FlowRun. (Bound once: no cost per call.)
+current_flow_run = cast("Callable[[], FlowRun | None]", _context.current_flow_run)

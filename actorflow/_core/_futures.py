@@ -5,15 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, final
+from typing import Any, Generic, NamedTuple, TypeVar, final
 
 from . import _suspend
-from ._actor import Cancel
+from ._actor import Actor, Cancel
 from ._exceptions import BlockingWaitOnEventLoop
+from ._pool import SIGNAL_CHECK_SECONDS, blocking_region
+from ._spawn import current_loop
 from ._states import State
-
-if TYPE_CHECKING:
-    from ._task_run import TaskRun
 
 R = TypeVar("R")
 
@@ -27,7 +26,7 @@ class TaskFuture(Generic[R]):
 
     __slots__ = ("_run",)
 
-    def __init__(self, run: TaskRun) -> None:
+    def __init__(self, run: Actor) -> None:
         self._run = run
 
     @property
@@ -35,7 +34,7 @@ class TaskFuture(Generic[R]):
         return self._run.id
 
     @property
-    def task_run(self) -> TaskRun:
+    def task_run(self) -> Actor:
         return self._run
 
     @property
@@ -184,8 +183,6 @@ class _Arrivals:
         self._event: Any = None
         self._loop: Any = None
         if suspend:
-            from ._spawn import current_loop
-
             self._loop = current_loop()
 
     def post(self, finished: list[Any], future: Any) -> None:
@@ -200,8 +197,6 @@ class _Arrivals:
         """Everything finished so far, waiting for at least one (``[]`` at the timeout)."""
         with self._cond:
             if not finished and self._loop is None:
-                from ._pool import SIGNAL_CHECK_SECONDS, blocking_region
-
                 # On the main thread, a short slice at a time: Ctrl-C gets out promptly.
                 main = threading.current_thread() is threading.main_thread()
                 deadline = None if timeout is None else time.monotonic() + timeout
@@ -216,9 +211,7 @@ class _Arrivals:
             elif not finished:
                 self._event = self._loop.new_event()
         if self._event is not None:
-            from ._suspend import await_here
-
-            await_here(_wait_event(self._event, timeout))
+            _suspend.await_here(_wait_event(self._event, timeout))
             self._event = None
         with self._cond:
             batch, finished[:] = list(finished), []

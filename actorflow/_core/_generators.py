@@ -20,6 +20,7 @@ from typing import Any
 
 from . import _context
 from ._drive import EFFECTS_ASYNC, EFFECTS_SYNC, ERR, INVOKE, OK, TIMEOUT, Effect, advance
+from ._task_run import call_with_deadline
 
 __all__ = ["iterate_async_run", "iterate_run"]
 
@@ -97,8 +98,6 @@ Step = tuple[tuple[int, Any] | None, Any]
 
 def _step(run: Any, body: Any, deadline: float | None) -> Step:
     """The body's next item, or its end."""
-    from ._task_run import call_with_deadline
-
     token = _context.current_run.set(run)
     printer = _context.enter_print_scope(run)
     try:

@@ -34,6 +34,11 @@ _caches: weakref.WeakSet[ThreadCache] = weakref.WeakSet()
 _pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 
 
+#: A queued work item: ``[context, fn or None once taken, args, pool]``. A list, so that
+#: taking it (a worker popping it, or one stealing it) is one store under the pool's lock.
+WorkItem = list[Any]
+
+
 @attrs.frozen
 class PoolStatistics:
     max_workers: int
@@ -180,6 +185,10 @@ class ThreadCache:
         return busy
 
 
+#: The threads every pool shares unless it is given its own (the runtime's ``threads``).
+shared_threads = ThreadCache()
+
+
 def forget_threads_after_fork() -> None:
     """In a forked child, where none of the parent's threads exist: every cache and pool
     starts afresh (called by the runtime's fork hook)."""
@@ -210,12 +219,7 @@ class WorkerPool:
         self.max_workers = max_workers
         self._name = name
         if threads is None:
-            if idle_timeout is None:
-                from ._runtime import runtime  # the runtime owns the shared threads
-
-                threads = runtime.threads
-            else:
-                threads = ThreadCache(idle_timeout, name)
+            threads = shared_threads if idle_timeout is None else ThreadCache(idle_timeout, name)
         self._threads = threads
         self._closed = False
         self.forget_threads()
@@ -225,9 +229,7 @@ class WorkerPool:
         # Also the state of a forked child: the parent's workers, and its queued work, are not
         # this process's.
         self._cond = threading.Condition(threading.Lock())
-        self._queue: deque[tuple[contextvars.Context, Callable[..., Any], tuple[Any, ...]]] = (
-            deque()
-        )
+        self._queue: deque[WorkItem] = deque()
         self._workers = 0  # threads in this pool's work loop
         self._running = 0  # of those, the ones holding a slot
         self._seceded = 0
@@ -238,14 +240,14 @@ class WorkerPool:
                 self.max_workers, self._workers, self._running, self._seceded, len(self._queue)
             )
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Queue ``fn(*args)``; it runs in a copy of the caller's context.
+    def submit(self, fn: Callable[..., Any], *args: Any) -> WorkItem:
+        """Queue ``fn(*args)``; it runs in a copy of the caller's context. The returned item can
+        be handed to :meth:`steal` by a worker of this pool that is about to wait for it.
 
         Raises if no thread can be found for it (a thread that cannot be started) while the
         pool has none at work; the item is not kept then.
         """
-        ctx = contextvars.copy_context()
-        item = (ctx, fn, args)
+        item: WorkItem = [contextvars.copy_context(), fn, args, self]
         with self._cond:
             if self._closed:
                 raise RuntimeError(f"the worker pool {self._name!r} is shut down")
@@ -254,6 +256,20 @@ class WorkerPool:
             if error is not None and not self._workers:
                 self._queue.remove(item)
                 raise error
+        return item
+
+    def steal(self, item: WorkItem) -> bool:
+        """Run a queued item of this pool here and now, on the calling worker, which was about
+        to block waiting for it (work stealing: the wait costs no thread hand-off, and a pool of
+        one worker cannot deadlock on it). ``False`` if the item is not this pool's or another
+        worker already took it."""
+        with self._cond:
+            fn = item[1]
+            if fn is None or item[3] is not self:
+                return False
+            item[1] = None  # taken: the worker that pops it skips it
+        item[0].run(fn, *item[2])
+        return True
 
     def _wake(self) -> BaseException | None:
         # Called with the lock held: make sure a thread will take queued work if a slot is free.
@@ -286,7 +302,10 @@ class WorkerPool:
                         if self._closed:  # shutdown() may be waiting, from a worker too
                             cond.notify_all()
                         return
-                    ctx, fn, args = self._queue.popleft()
+                    ctx, fn, args, _ = item = self._queue.popleft()
+                    if fn is None:  # stolen by a worker that waited for it
+                        continue
+                    item[1] = None
                     self._running += 1
                     if self._queue:
                         self._wake()
@@ -304,10 +323,14 @@ class WorkerPool:
         """Take the queued work items ``match(fn, args)`` accepts out of the queue (they will not
         run); their ``args``."""
         with self._cond:
-            kept: deque[tuple[contextvars.Context, Callable[..., Any], tuple[Any, ...]]] = deque()
+            kept: deque[WorkItem] = deque()
             taken = []
             for item in self._queue:
-                if match(item[1], item[2]):
+                fn = item[1]
+                if fn is None:  # stolen: nothing left to run
+                    continue
+                if match(fn, item[2]):
+                    item[1] = None
                     taken.append(item[2])
                 else:
                     kept.append(item)

@@ -3,6 +3,12 @@
 Observers are registered for a block of code with :func:`observe` and are inherited by every run
 created inside it, including runs in worker threads. With no observer the cost per transition is
 one truth test.
+
+Process-wide sinks (:func:`add_sink`) see every transition of every run in the process, wherever
+it was created (a web service's request handlers, a worker thread). A sink receives the raw
+transition, ``(run, old_kind, kind, timestamp_ns, message, data)``, on the transitioning thread,
+and must be quick and thread-safe: a journal appends it to a queue and builds records elsewhere.
+With no sink the cost per transition is one truth test.
 """
 
 from __future__ import annotations
@@ -64,6 +70,45 @@ def observe(observer: Observer) -> Iterator[Observer]:
         yield observer
     finally:
         observers.reset(token)
+
+
+Sink = Callable[[Any, Any, Any, int, "str | None", Any], None]
+#: The process-wide sinks, called in order for every transition. Changed in place (under
+#: ``_sinks_lock``), never rebound: the actor module holds this very list.
+sinks: list[Sink] = []
+_sinks_lock = threading.Lock()
+
+
+def add_sink(sink: Sink) -> None:
+    """Send every transition of every run in this process to ``sink`` (once, however often it
+    is added)."""
+    with _sinks_lock:
+        if sink not in sinks:
+            sinks[:] = [*sinks, sink]
+
+
+def remove_sink(sink: Sink) -> None:
+    """Stop sending transitions to ``sink`` (nothing happens if it was not added)."""
+    with _sinks_lock:
+        sinks[:] = [s for s in sinks if s != sink]
+
+
+def event_for(run: Any, old: Any, state: State[Any]) -> TransitionEvent:
+    """The :class:`TransitionEvent` of ``run`` moving from the kind ``old`` to ``state``."""
+    parent = run.parent
+    flow = parent
+    while flow is not None and not flow.is_flow:
+        flow = flow.parent
+    return TransitionEvent(
+        run_id=str(run.id),
+        run_kind="flow" if run.is_flow else "task",
+        run_name=run.name,
+        task_key=run.task_key(),
+        parent_id=None if parent is None else str(parent.id),
+        flow_run_id=None if flow is None else str(flow.id),
+        from_state=None if old is None else old.name,
+        state=state,
+    )
 
 
 @final

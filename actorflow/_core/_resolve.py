@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 import attrs
 
+from ._drive import UPSTREAM
 from ._exceptions import MappingLengthMismatch, MappingMissingIterable, UpstreamTaskError
 from ._futures import TaskFuture, TaskFutureList
 from ._states import FAILED, NOT_READY, State
 
 if TYPE_CHECKING:
-    from ._task_run import TaskRun
+    from ._actor import Actor
 
 T = TypeVar("T")
 
@@ -84,7 +85,7 @@ def _children(value: Any) -> Iterable[Any] | None:
     return None
 
 
-def collect(value: Any, into: list[tuple[TaskRun, bool]], allowed: bool = False) -> None:
+def collect(value: Any, into: list[tuple[Actor, bool]], allowed: bool = False) -> None:
     """Append ``(run, failure_allowed)`` for every future found in ``value``."""
     kind = type(value)
     if kind in _ATOMIC:
@@ -195,12 +196,10 @@ def resolve_inputs(
     Returns the resolved ``(args, kwargs)``, or ``None`` when an upstream run did not complete
     (outside ``allow_failure``): ``actor`` is then NotReady, and its waiters are released.
     """
-    from ._drive import UPSTREAM
-
-    data: list[tuple[TaskRun, bool]] = []
+    data: list[tuple[Actor, bool]] = []
     collect(args, data)
     collect(kwargs, data)
-    ordering: list[tuple[TaskRun, bool]] = []
+    ordering: list[tuple[Actor, bool]] = []
     if wait_for is not None:
         collect(wait_for, ordering)
     if data or ordering:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._drive import drive_queued
 from ._pool import WorkerPool
+from ._runtime import runtime
 
 if TYPE_CHECKING:
     from ._task_run import TaskRun
@@ -80,8 +81,6 @@ class ThreadPoolTaskRunner(TaskRunner):
     def start(self) -> None:
         if self._pool is not None:
             raise RuntimeError("This task runner is already started")
-        from ._runtime import runtime
-
         self._pool = runtime.new_pool(self.max_workers, "actorflow-task")
 
     @property
@@ -91,7 +90,7 @@ class ThreadPoolTaskRunner(TaskRunner):
         return self._pool
 
     def submit(self, run: TaskRun) -> None:
-        self.pool.submit(drive_queued, run)
+        run.queued_item = self.pool.submit(drive_queued, run)
 
     def shutdown(self, wait: bool = True) -> None:
         if self._pool is not None:
@@ -101,7 +100,10 @@ class ThreadPoolTaskRunner(TaskRunner):
         if self._pool is None:
             return []
         taken = self._pool.withdraw(lambda fn, args: fn is drive_queued and args[0] in runs)
-        return [args[0] for args in taken]
+        withdrawn = [args[0] for args in taken]
+        for run in withdrawn:
+            run.queued_item = None
+        return withdrawn
 
     def __repr__(self) -> str:
         return f"ThreadPoolTaskRunner(max_workers={self.max_workers})"

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar, final
 
-from ._pool import ThreadCache, WorkerPool, forget_threads_after_fork
+from ._pool import WorkerPool, forget_threads_after_fork, shared_threads
 from ._spawn import Loop, current_loop
 
 __all__ = ["Runtime", "RuntimeLoop", "new_id", "runtime"]
@@ -87,7 +87,7 @@ class Runtime:
         self._loop: RuntimeLoop | None = None
         self._default_pool: WorkerPool | None = None
         #: Worker threads shared by every pool of the process.
-        self.threads = ThreadCache()
+        self.threads = shared_threads
         self._slots: dict[str, Any] = {}
         self._fork_hooks: list[Callable[[], None]] = []
 

@@ -18,15 +18,21 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Protocol, final
-
-if TYPE_CHECKING:
-    from ._actor import Actor
+from typing import Any, Protocol, TypeVar, final
 
 __all__ = ["Event", "Group", "Loop", "current_backend", "current_loop", "is_cancellation"]
 
+
+class Spawned(Protocol):
+    """What this module sees of a run it spawns (an ``Actor``): the handle that interrupts its
+    driver (its asyncio Task or trio CancelScope), set once the driver runs."""
+
+    _wake: Any
+
+
+RunT = TypeVar("RunT", bound=Spawned)
 #: A driver of one run: the coroutine function a spawned run's task runs.
-Driver = Callable[["Actor", "Loop"], Coroutine[Any, Any, Any]]
+Driver = Callable[[RunT, "Loop"], Coroutine[Any, Any, Any]]
 
 
 class Event(Protocol):
@@ -38,7 +44,7 @@ class Event(Protocol):
 class Group(Protocol):
     """A native task group that a supervisor owns; its exit waits for every child."""
 
-    def start(self, driver: Driver, run: Actor) -> None:
+    def start(self, driver: Driver[RunT], run: RunT) -> None:
         """Start ``driver(run, loop)`` as a child task (on the group's loop thread)."""
 
 
@@ -116,7 +122,7 @@ class Loop:
     def enter(self, run: Any) -> None:
         """First thing in a spawned run's driver, on the loop: the run may now be cancelled."""
 
-    def cancel_run(self, run: Actor) -> None:
+    def cancel_run(self, run: Spawned) -> None:
         """On the loop thread: interrupt ``run``'s driver wherever it awaits."""
         wake = run._wake
         if wake is not None:
@@ -218,7 +224,7 @@ class _AsyncioGroup:
         self._tg = tg
         self._loop = loop
 
-    def start(self, driver: Driver, run: Actor) -> None:
+    def start(self, driver: Driver[RunT], run: RunT) -> None:
         # The run's cancel handle is set by its driver once it runs (see AsyncioLoop.enter):
         # a task cancelled before its first step would never run its driver at all.
         self._tg.create_task(driver(run, self._loop))
@@ -232,11 +238,11 @@ class _TrioGroup:
         self._nursery = nursery
         self._loop = loop
 
-    def start(self, driver: Driver, run: Actor) -> None:
+    def start(self, driver: Driver[RunT], run: RunT) -> None:
         self._nursery.start_soon(_in_own_scope, driver, run, self._loop)
 
 
-async def _in_own_scope(driver: Driver, run: Actor, loop: Loop) -> None:
+async def _in_own_scope(driver: Driver[RunT], run: RunT, loop: Loop) -> None:
     import trio
 
     with trio.CancelScope() as scope:

@@ -21,6 +21,7 @@ from ._exceptions import (
     PausedRun,
     UnfinishedRun,
 )
+from ._spawn import current_backend
 
 if TYPE_CHECKING:
     import datetime
@@ -321,8 +322,6 @@ def raise_state_exception(state: State[Any]) -> None:
 
 def _in_async_context() -> bool:
     """Whether an event loop (asyncio or trio) runs in this thread (Prefect's test, trio too)."""
-    from ._spawn import current_backend
-
     return current_backend() is not None
 
 

@@ -8,12 +8,12 @@ waiting; any driver of :mod:`._drive` carries them out (see there).
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator, Sequence
-from typing import TYPE_CHECKING, Any, final
+from collections.abc import Callable, Generator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, final
 
 from . import _context, _interrupt, _pool, _suspend
 from ._actor import Actor
-from ._attempts import Verdict, attempts
+from ._attempts import Verdict, attempts, run_hooks
 from ._callables import is_bind_error
 from ._drive import CALL, CRASH, ERR, INVOKE, OK, TIMEOUT, UPSTREAM, Effect, Engine
 from ._exceptions import (
@@ -37,13 +37,25 @@ from ._states import (
     RUNNING,
     TIMED_OUT,
     State,
-    StateType,
 )
 
 if TYPE_CHECKING:
-    from ._flow_run import FlowRun
+    import uuid
 
 __all__ = ["TaskRun"]
+
+
+class FlowOfRun(Protocol):
+    """What a task run reads of the flow run it belongs to (a FlowRun, whose module is above
+    this one: a flow run supervises task runs)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def persist_result(self) -> bool | None: ...
+    @property
+    def log_prints(self) -> bool: ...
+    def hold_open(self) -> Callable[[], None]: ...
 
 
 @final
@@ -64,9 +76,10 @@ class TaskRun(Actor):
         spec: TaskSpec,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        parent: Actor | None,
-        flow: FlowRun | None,
+        parent: _context.Run | None,
+        flow: FlowOfRun | None,
         wait_for: Any = None,
+        run_id: int | None = None,
     ) -> None:
         self.flow = flow
         #: What the body returned, when that is what a caller receives (a State it returned).
@@ -74,7 +87,7 @@ class TaskRun(Actor):
         #: Ids of the runs whose futures this run received (its lineage).
         self.upstream: Sequence[Any] = ()
         self._context_tags = _context.current_tags.get()
-        Actor.__init__(self, spec, args, kwargs, parent, wait_for, PENDING)
+        Actor.__init__(self, spec, args, kwargs, parent, wait_for, PENDING, run_id)
 
     def prepare(self) -> None:
         make = self.spec.run_name
@@ -216,14 +229,6 @@ class TaskRun(Actor):
             return "Task run was cancelled: its flow run exceeded its timeout"
         return "Task run was cancelled by its host"
 
-    def cancel_will_take_effect(self) -> bool:
-        """After a Cancel message: will the run end Cancelled?"""
-        kind = self._kind
-        if self.reached_end():  # final, perhaps still running hooks
-            return bool(kind and kind.type is StateType.CANCELLED)
-        # Not started yet, or async (interruptible): yes. A sync body already running: no.
-        return kind is PENDING or self.loop is not None
-
 
 def _engine(run: TaskRun) -> Engine:
     """Every decision of a task run, from Pending to its end."""
@@ -278,8 +283,6 @@ def _engine(run: TaskRun) -> Engine:
                 if _context.lifecycle_logging(run):
                     _context.log_finished(run)
                 if spec.on_completion:
-                    from ._attempts import run_hooks
-
                     yield from run_hooks(run, spec, spec.on_completion)
                 return
 

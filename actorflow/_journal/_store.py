@@ -1,0 +1,491 @@
+"""The journal: every transition of every run, and their log lines, in one SQLite database.
+
+The hot path is :meth:`Journal.sink`: it appends the raw transition to a deque and returns. A
+writer thread, owned by the journal, wakes every ``interval`` seconds, drains the deque, builds
+the rows (a run's name, task key, tags, parameters summary, tracebacks) and writes them in one
+transaction. :meth:`Journal.flush` does the same on demand, and :meth:`Journal.close` at the end.
+
+The database is in WAL mode, so other processes read it while it is written; a process killed
+mid-flow leaves its runs without an end (``RunRecord.end_ns is None``), which readers show as
+unfinished. ``":memory:"`` keeps the journal in this process only (tests, embedding).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sqlite3
+import threading
+import time
+import traceback
+from collections import deque
+from pathlib import Path
+from typing import Any, final
+
+import attrs
+import orjson
+
+from .._core import Actor, StateType
+from ._progress import Progress, progress_from_environment
+from ._queries import JournalReader
+
+__all__ = ["Journal", "JournalStatistics"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    spec_name TEXT NOT NULL,
+    task_key TEXT,
+    flow_run_id TEXT,
+    parent_id TEXT,
+    tags TEXT NOT NULL,
+    parameters TEXT NOT NULL,
+    upstream TEXT NOT NULL,
+    run_count INTEGER NOT NULL,
+    state_type TEXT NOT NULL,
+    state_name TEXT NOT NULL,
+    created_ns INTEGER NOT NULL,
+    start_ns INTEGER,
+    end_ns INTEGER,
+    process TEXT NOT NULL,
+    -- every transition, oldest first: a JSON list of [type, name, ts_ns, message, traceback]
+    history TEXT NOT NULL,
+    -- the transitions of earlier deliveries of the run, by other processes (a background run
+    -- whose worker died is run again elsewhere), in the same form
+    earlier TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS runs_by_flow ON runs (flow_run_id);
+CREATE INDEX IF NOT EXISTS flow_runs_by_time ON runs (created_ns) WHERE kind = 'flow';
+CREATE TABLE IF NOT EXISTS logs (
+    run_id TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL,
+    level TEXT NOT NULL,
+    logger TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logs_by_run ON logs (run_id);
+CREATE TABLE IF NOT EXISTS processes (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started_ns INTEGER NOT NULL,
+    ended_ns INTEGER
+);
+"""
+
+_UPSERT_RUN = """
+INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]')
+ON CONFLICT (id) DO UPDATE SET
+    name = excluded.name, upstream = excluded.upstream, run_count = excluded.run_count,
+    state_type = excluded.state_type, state_name = excluded.state_name,
+    start_ns = coalesce(runs.start_ns, excluded.start_ns), end_ns = excluded.end_ns,
+    history = excluded.history,
+    -- another process runs it now (a redelivery): what the last one recorded moves to earlier
+    -- (both are compact JSON lists, joined as text)
+    earlier = CASE
+        WHEN runs.process = excluded.process THEN runs.earlier
+        WHEN runs.earlier = '[]' THEN runs.history
+        ELSE substr(runs.earlier, 1, length(runs.earlier) - 1) || ',' || substr(runs.history, 2)
+    END,
+    process = excluded.process
+"""
+
+
+# Indexes into a run's row (the order of the table's columns).
+_NAME, _UPSTREAM, _RUN_COUNT, _TYPE, _STATE, _START, _END, _HISTORY = 2, 9, 10, 11, 12, 14, 15, 17
+
+_WITH_TRACEBACK = frozenset({StateType.FAILED, StateType.CRASHED})
+#: id(StateKind) -> (type text, name, whether it is Running, whether it keeps a traceback,
+#: whether the run ends there): looked up once per transition, filled on first sight.
+_KINDS: dict[int, tuple[str, str, bool, bool, bool]] = {}
+
+
+def _kind_info(kind: Any) -> tuple[str, str, bool, bool, bool]:
+    info = _KINDS[id(kind)] = (
+        kind.type.value,
+        kind.name,
+        kind.type is StateType.RUNNING,
+        kind.type in _WITH_TRACEBACK,
+        kind.final or kind.name == "NotReady",  # NotReady: the run never runs
+    )
+    return info
+
+
+_SUMMARY_CHARS = 120
+
+
+def _summary(value: Any) -> str:
+    """A short text for a parameter's value (the journal keeps a summary, never the value)."""
+    try:
+        text = repr(value)
+    except Exception as exc:  # a broken __repr__ must not stop the journal
+        text = f"<{type(value).__name__}: repr raised {type(exc).__name__}>"
+    return text if len(text) <= _SUMMARY_CHARS else text[: _SUMMARY_CHARS - 3] + "..."
+
+
+@attrs.frozen
+class JournalStatistics:
+    #: Events waiting for the writer.
+    queued: int
+    #: Runs seen and not yet ended (their rows are kept until they end).
+    unfinished_runs: int
+    #: Batches written so far.
+    batches: int
+    writer_running: bool
+
+
+@final
+class Journal(JournalReader):
+    """A run journal backed by SQLite at ``path`` (``":memory:"`` for one in this process).
+
+    A journal that records (``writer=True``, what :func:`actorflow.journal.enable` makes) owns a
+    writer thread, started by its first event. ``Journal.open(path)`` reads one that another
+    process writes.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = ":memory:",
+        *,
+        interval: float = 0.2,
+        progress: bool | Progress | None = None,
+        max_queued: int = 30_000,
+    ) -> None:
+        """``interval``: seconds between the writer's batches; ``progress``: draw a progress
+        line for long flow runs on a terminal (``None``: unless ``ACTORFLOW_PROGRESS=off``);
+        ``max_queued``: past this many queued events, a thread making a new run writes the
+        queue itself (so memory stays bounded when runs are made faster than written)."""
+        if interval <= 0:
+            raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
+        if max_queued < 1:
+            raise ValueError(f"max_queued must be at least 1, got {max_queued!r}")
+        self.max_queued = max_queued
+        self.batches = 0
+        self.path = str(path)
+        self.interval = interval
+        self.writer = True
+        self.progress = progress_from_environment(progress)
+        self._queue: deque[tuple[Any, ...]] = deque()
+        self._append = self._queue.append
+        self._sink: Any = None
+        self._started: list[bool] = []
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.RLock()
+        self._closed = False
+        #: Rows of the runs seen and not yet finished, by their int id.
+        self._live: dict[int, list[Any]] = {}
+        #: Texts made once: tags as JSON, ids of parent runs as hex (bounded caches).
+        self._texts: dict[frozenset[str], str] = {}
+        self._hexes: dict[int, str] = {}
+        self._connect()
+        self._begin_process()
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Journal:
+        """Read the journal at ``path`` (written by this or another process)."""
+        if not Path(path).is_file():
+            raise FileNotFoundError(
+                f"no run journal at {os.fspath(path)!r}: runs are journaled to "
+                "$ACTORFLOW_HOME/journal.db (~/.actorflow/journal.db) unless "
+                "ACTORFLOW_JOURNAL says otherwise"
+            )
+        journal = cls.__new__(cls)
+        journal.path = os.fspath(path)
+        journal.interval = 0.2
+        journal.writer = False
+        journal.progress = None
+        journal.max_queued = 30_000
+        journal.batches = 0
+        journal._queue = deque()
+        journal._append = journal._queue.append
+        journal._sink = None
+        journal._started = []
+        journal._thread = None
+        journal._stop = threading.Event()
+        journal._wake = threading.Event()
+        journal._lock = threading.RLock()
+        journal._closed = False
+        journal._live = {}
+        journal._texts = {}
+        journal._hexes = {}
+        journal._connect()
+        return journal
+
+    def _connect(self) -> None:
+        memory = self.path == ":memory:"
+        if not memory:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA busy_timeout = 10000")
+        if not memory:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+        db.executescript(_SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+        if "earlier" not in columns:  # a journal written before deliveries were kept apart
+            db.execute("ALTER TABLE runs ADD COLUMN earlier TEXT NOT NULL DEFAULT '[]'")
+        self._db = db
+
+    def _begin_process(self) -> None:
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        started = time.time_ns()
+        self.process = f"{self.host}:{self.pid}:{started}"
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO processes VALUES (?, ?, ?, ?, NULL)",
+                (self.process, self.host, self.pid, started),
+            )
+
+    # -- the hot path ---------------------------------------------------------------------------
+    @property
+    def sink(self) -> Any:
+        """What the core calls with every transition, on the transitioning thread: it queues
+        ``(run, kind, timestamp, message, data)`` and returns (a closure: no attribute lookups)."""
+        sink = self._sink
+        if sink is None:
+            append = self._append
+            start = self._start
+            queue = self._queue
+            limit = self.max_queued
+            flush = self.flush
+
+            def sink(
+                run: Actor, old: Any, kind: Any, ts: int, message: str | None, data: Any
+            ) -> None:
+                if old is None:  # a new run: the only transition that pays for these checks
+                    if run.is_flow:
+                        run.name  # noqa: B018  # a flow names itself on its own thread
+                    if len(queue) > limit:
+                        flush()  # runs are made faster than written: help, and so slow down
+                append((run, kind, ts, message, data))
+                if not started:
+                    start()
+
+            started: list[bool] = []  # made true (non-empty) by _start, read by the closure
+            self._started = started
+            sink = self._sink = sink
+        return sink
+
+    def log(self, record: logging.LogRecord) -> None:
+        """Record a run's log line (its record carries ``run_id``)."""
+        self._append((None, record))
+        if not self._started:
+            self._start()
+
+    # -- the writer -----------------------------------------------------------------------------
+    def _start(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started.append(True)  # from now on the sink does not call here
+            if self._closed or not self.writer:
+                return
+            thread = threading.Thread(target=self._write_loop, name="actorflow-journal")
+            thread.daemon = True  # stopped and flushed by close(), which runs at exit
+            self._thread = thread
+            thread.start()
+
+    def _write_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:
+                logging.getLogger("actorflow").exception("the run journal could not write")
+
+    def flush(self) -> None:
+        """Write every event recorded so far (called by the writer thread, and on demand)."""
+        queue = self._queue
+        if not queue:
+            return
+        with self._lock:
+            if self._closed:
+                return
+            pop = queue.popleft
+            logs: list[tuple[Any, ...]] = []
+            touched: dict[int, list[Any]] = {}
+            live = self._live
+            progress = self.progress
+            kinds = _KINDS
+            dumps = orjson.dumps
+            try:
+                while True:
+                    item = pop()
+                    run = item[0]
+                    if run is None:
+                        logs.append(self._log_row(item[1]))
+                        continue
+                    _, kind, ts, message, data = item
+                    key = run._int_id
+                    row = live.get(key)
+                    if row is None:
+                        try:
+                            row = live[key] = self._run_row(run, ts)
+                        except Exception:  # an odd run must not cost the batch its records
+                            logging.getLogger("actorflow").exception(
+                                "the run journal could not record %r", run
+                            )
+                            continue
+                        old_type = old_name = None
+                    else:
+                        old_type, old_name = row[_TYPE], row[_STATE]
+                    touched[key] = row
+                    info = kinds.get(id(kind)) or _kind_info(kind)
+                    type_text, name, running, with_tb, ends = info
+                    tb = None
+                    if with_tb and isinstance(data, BaseException):
+                        tb = "".join(traceback.format_exception(data))
+                    row[_HISTORY].append((type_text, name, ts, message, tb))
+                    row[_TYPE] = type_text
+                    row[_STATE] = name
+                    if running:
+                        row[_RUN_COUNT] = run.run_count
+                        if row[_START] is None:
+                            row[_START] = ts
+                    if ends:
+                        row[_END] = ts
+                        row[_NAME] = run.name
+                        row[_RUN_COUNT] = run.run_count
+                        upstream = getattr(run, "upstream", ())
+                        if upstream:
+                            row[_UPSTREAM] = dumps([u.hex for u in upstream]).decode()
+                        del live[key]
+                    if progress is not None:
+                        progress.seen(row, old_type, old_name)
+                        if ends and row[1] == "flow":
+                            progress.ended(row[0])
+            except IndexError:
+                pass
+            rows = [(*row[:_HISTORY], dumps(row[_HISTORY]).decode()) for row in touched.values()]
+            db = self._db
+            db.execute("BEGIN")
+            try:
+                if rows:
+                    db.executemany(_UPSERT_RUN, rows)
+                if logs:
+                    db.executemany("INSERT INTO logs VALUES (?, ?, ?, ?, ?)", logs)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            self.batches += 1
+            if progress is not None:
+                progress.draw()
+
+    def statistics(self) -> JournalStatistics:
+        """What is queued and in flight (a frozen record)."""
+        return JournalStatistics(
+            queued=len(self._queue),
+            unfinished_runs=len(self._live),
+            batches=self.batches,
+            writer_running=self._thread is not None and self._thread.is_alive(),
+        )
+
+    def _run_row(self, run: Any, ts: int) -> list[Any]:
+        parent = run.parent
+        flow = parent
+        while flow is not None and not flow.is_flow:
+            flow = flow.parent
+        is_flow = run.is_flow
+        try:
+            parameters = {k: repr(v) for k, v in run.parameters.items()}
+        except Exception:  # a failing bind or __repr__ is the run's business, not the journal's
+            try:
+                parameters = {k: _summary(v) for k, v in run.parameters.items()}
+            except Exception:
+                parameters = {}
+        for k, text in parameters.items():
+            if len(text) > _SUMMARY_CHARS:
+                parameters[k] = text[: _SUMMARY_CHARS - 3] + "..."
+        tags = run.tags
+        texts = self._texts
+        tags_text = texts.get(tags)
+        if tags_text is None:
+            if len(texts) > 4096:
+                texts.clear()
+            tags_text = texts[tags] = orjson.dumps(sorted(tags)).decode()
+        return [
+            f"{run._int_id:032x}",
+            "flow" if is_flow else "task",
+            run.name,
+            run.spec.name,
+            None if is_flow else run.task_key(),
+            None if flow is None else self._hex_of(flow),
+            None if parent is None else self._hex_of(parent),
+            tags_text,
+            orjson.dumps(parameters).decode(),
+            "[]",
+            run.run_count,
+            "PENDING",
+            "Pending",
+            ts,
+            None,
+            None,
+            self.process,
+            [],
+        ]
+
+    def _hex_of(self, run: Any) -> str:
+        """The hex id of a parent (flow runs have many children: their ids are formatted once)."""
+        key = run._int_id
+        hexes = self._hexes
+        text = hexes.get(key)
+        if text is None:
+            if len(hexes) > 4096:
+                hexes.clear()
+            text = hexes[key] = f"{key:032x}"
+        return text
+
+    @staticmethod
+    def _log_row(record: logging.LogRecord) -> tuple[Any, ...]:
+        message = record.getMessage()
+        if record.exc_info:
+            message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}"
+        run_id = str(getattr(record, "run_id", "")).replace("-", "")
+        return (run_id, int(record.created * 1e9), record.levelname, record.name, message)
+
+    def close(self) -> None:
+        """Stop the writer thread, write what is left and mark this process's runs as ended
+        with it (runs still unfinished then stay unfinished)."""
+        thread = self._thread
+        self._stop.set()
+        self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        if self.writer:
+            self.flush()
+        with self._lock:
+            if self._closed:
+                return
+            if self.writer:
+                self._db.execute(
+                    "UPDATE processes SET ended_ns = ? WHERE id = ?", (time.time_ns(), self.process)
+                )
+            self._closed = True
+            self._db.close()
+
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's thread, events and connection; record this
+        process's runs under its own process id."""
+        self._lock = threading.RLock()
+        self._queue.clear()
+        self._live.clear()
+        self._started.clear()
+        self._thread = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        if self.path == ":memory:":
+            self._closed = True  # the parent's memory is not this process's journal
+            return
+        self._connect()
+        self._begin_process()
+
+    def __repr__(self) -> str:
+        return f"Journal({self.path!r})"

@@ -12,6 +12,7 @@ import socket
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -253,3 +254,57 @@ async def test_stopping_the_server_mid_flow_leaves_nothing_behind(anyio_backend:
             await anyio.sleep(0.01)
     assert runtime_threads() == []
     assert multiprocessing.active_children() == []
+
+
+@pytest.fixture
+def journal() -> Iterator[None]:
+    """A process-wide run journal in memory for the test (the suite runs without one)."""
+    import actorflow.journal
+
+    actorflow.journal.enable(":memory:", progress=False)
+    try:
+        yield
+    finally:
+        actorflow.journal.disable()
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(60)
+async def test_a_receipt_queued_with_delay_and_run_states_read_from_the_journal(
+    anyio_backend: str, journal: None
+) -> None:
+    """``POST /receipts`` enqueues a background run (``Task.delay``) that a task worker runs;
+    ``GET /runs/{id}`` reads its state, and a flow run's, from the run journal."""
+    from actorflow._queue import BackgroundTaskFuture, reset
+    from actorflow.task_worker import TaskWorker
+
+    app = load_app()
+    worker = TaskWorker(app.send_receipt)
+    worker_thread = threading.Thread(target=worker.run, name="task-worker-test")
+    try:
+        with Server() as server:
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+                queued = await client.post("/receipts", params={"order": "o-1"})
+                assert queued.status_code == 202
+                run_id = queued.json()["task_run_id"]
+                assert (await client.post("/receipts")).status_code == 400  # no order: named
+                worker_thread.start()
+                future: BackgroundTaskFuture[str] = BackgroundTaskFuture(uuid.UUID(run_id))
+                assert await anyio.to_thread.run_sync(future.result, 10) == "receipt for o-1"
+                state = (await client.get(f"/runs/{run_id}")).json()
+                assert (state["kind"], state["name"]) == ("task", "send_receipt")
+                assert state["state_name"] == "Completed"
+
+                flow_run = (await client.get("/pipeline", params={"request": "j"})).json()
+                state = (await client.get(f"/runs/{flow_run['flow_run_id']}")).json()
+                assert (state["name"], state["state_name"]) == ("pipeline-j", "Completed")
+
+                missing = await client.get(f"/runs/{uuid.uuid4()}")
+                assert missing.status_code == 404 and "no run with id" in missing.json()["error"]
+                bad = await client.get("/runs/nope")
+                assert bad.status_code == 404 and "'nope' is not a run id" in bad.json()["error"]
+    finally:
+        worker.stop()
+        if worker_thread.is_alive():
+            worker_thread.join(30)
+        reset()

@@ -16,14 +16,17 @@ Endpoints:
   the loop, and ``/health``, go on meanwhile.
 - ``GET /report?n=10``: a *sync* flow, called with ``run_sync_in_worker_thread``: the way to
   call sync flows and tasks from async code without blocking the loop.
+- ``POST /receipts?order=o-1``: enqueues a background task run with ``Task.delay()`` (a task
+  worker runs it: ``actorflow worker app:send_receipt``) and answers 202 with its run id.
+- ``GET /runs/{run_id}``: a run's state, from the run journal (``actorflow.journal``): any flow
+  run of ``/pipeline``, any background run of ``/receipts``.
 
 The application's lifespan is ``actorflow.serving()``: on shutdown the flows still running are
 cancelled (or drained: ``create_app(shutdown="drain")``) within ``grace_period`` seconds and
 actorflow's loop, pools and threads stop. Serve it with uvicorn's ``timeout_graceful_shutdown``
 set, or uvicorn waits for in-flight requests without end before the lifespan gets to run.
 
-Each endpoint is one function in ``ROUTES``; an endpoint that enqueues a background task run
-(``Task.delay``) or reports a run's state from the run journal is one more function there.
+Each endpoint is one function in ``ROUTES``.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 import actorflow
+import actorflow.journal
 from actorflow import flow, get_run_logger, task
 from actorflow.context import FlowRunContext, TaskRunContext
 from actorflow.utilities.asyncutils import run_sync_in_worker_thread
@@ -148,6 +152,29 @@ def report(n: int) -> int:
     return sum(cube.map(range(n)).result())
 
 
+@task
+def send_receipt(order: str) -> str:
+    """Background work: queued by ``/receipts``, run by a task worker."""
+    return f"receipt for {order}"
+
+
+def journaled(run_id: str) -> dict[str, Any]:
+    """A run as the journal holds it (blocking: SQLite). Raises LookupError if there is none."""
+    journal = actorflow.journal.current()
+    if journal is None:
+        raise LookupError("no run journal in this process (ACTORFLOW_JOURNAL=off)")
+    journal.flush()  # what this process recorded so far, so that a run just ended shows
+    record = journal.run(run_id)
+    return {
+        "id": record.id,
+        "kind": record.kind,
+        "name": record.name,
+        "state_type": record.state_type,
+        "state_name": record.state_name,
+        "duration_s": record.duration_s,
+    }
+
+
 # -- the endpoints -------------------------------------------------------------------------------
 async def health(request: Request) -> JSONResponse:
     service: actorflow.Service = request.app.state.service
@@ -180,6 +207,22 @@ async def run_report(request: Request) -> JSONResponse:
     return JSONResponse({"total": await run_sync_in_worker_thread(report, n)})
 
 
+async def enqueue_receipt(request: Request) -> JSONResponse:
+    order = request.query_params.get("order")
+    if not order:
+        return JSONResponse({"error": "the 'order' query parameter is required"}, 400)
+    future = send_receipt.delay(order)  # returns at once: the queue write happens in batches
+    return JSONResponse({"task_run_id": str(future.task_run_id)}, 202)
+
+
+async def run_state(request: Request) -> JSONResponse:
+    run_id = request.path_params["run_id"]
+    try:
+        return JSONResponse(await run_sync_in_worker_thread(journaled, run_id))
+    except (LookupError, ValueError) as exc:  # KeyError: no such run; ValueError: not an id
+        return JSONResponse({"error": str(exc.args[0] if exc.args else exc)}, 404)
+
+
 Endpoint = Callable[[Request], Any]
 ROUTES: list[tuple[str, Endpoint]] = [
     ("/health", health),
@@ -188,6 +231,8 @@ ROUTES: list[tuple[str, Endpoint]] = [
     ("/traced", run_traced),
     ("/slow", run_slow),
     ("/report", run_report),
+    ("/receipts", enqueue_receipt),
+    ("/runs/{run_id}", run_state),
 ]
 
 
@@ -203,7 +248,9 @@ def create_app(*, shutdown: str = "cancel", grace_period: float = 10.0) -> Starl
             app.state.service = service
             yield
 
-    return Starlette(routes=[Route(path, fn) for path, fn in ROUTES], lifespan=lifespan)
+    methods = {"/receipts": ["POST"]}
+    routes = [Route(path, fn, methods=methods.get(path, ["GET"])) for path, fn in ROUTES]
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000) -> None:

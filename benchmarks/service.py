@@ -19,6 +19,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,6 +55,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=5, help="rounds, alternating the endpoints")
     p.add_argument("--concurrency", type=int, default=16, help="requests in flight at once")
     p.add_argument("--items", type=int, default=10, help="items each request fans out over")
+    p.add_argument(
+        "--journal",
+        choices=("on", "off"),
+        default="on",
+        help="the server's run journal (ACTORFLOW_JOURNAL; on by default, as in a service)",
+    )
     p.add_argument("--out", type=Path, default=HERE / "results" / "service")
     return p
 
@@ -94,7 +101,18 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    env = {**os.environ, "ACTORFLOW_LOGGING_LEVEL": "WARNING"}
+    with tempfile.TemporaryDirectory(prefix="actorflow-bench-service-") as home:
+        env = {
+            **os.environ,
+            "ACTORFLOW_LOGGING_LEVEL": "WARNING",
+            "ACTORFLOW_HOME": home,  # its journal and queue files, not the user's
+            "ACTORFLOW_JOURNAL": args.journal,
+            "ACTORFLOW_PROGRESS": "off",
+        }
+        return _measure(args, env)
+
+
+def _measure(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
     server = subprocess.Popen(
         [sys.executable, "-c", _SERVER, str(ROOT)], stdout=subprocess.PIPE, text=True, env=env
     )
@@ -136,6 +154,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "rounds": args.rounds,
             "concurrency": args.concurrency,
             "items": args.items,
+            "journal": args.journal,
         },
         "endpoints": summary,
         "p50_ratio": ratio,
@@ -149,7 +168,7 @@ def table(result: dict[str, Any]) -> str:
     lines = [
         f"Service overhead ({meta['when']}; {meta['machine']}; {meta['rounds']} rounds of "
         f"{meta['requests_per_round']} requests per endpoint, {meta['concurrency']} in flight, "
-        f"{meta['items']} items per request):",
+        f"{meta['items']} items per request, run journal {meta['journal']}):",
         "",
         "| endpoint | requests/s | p50 | p99 |",
         "|---|---|---|---|",

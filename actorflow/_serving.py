@@ -15,9 +15,10 @@ A flow still running after that waits on sync task bodies, which Python cannot i
 task runs are abandoned (Crashed) and the ones queued behind them cancelled, so that their flows
 end now: an async flow Cancelled; a sync flow's body (not interrupted either) sees its task runs
 end so and ends as it then does (Failed, naming the shutdown, if it asks for their results).
-Then the runtime loop, the pools and every worker thread stop, waiting up to ``grace_period``
-more for threads still running an abandoned body; any thread still busy then is named in a
-warning. Each of these ends is an ordinary, observed transition.
+Then the background runs handed to ``.delay()`` are written (the queue's threads stop), the run
+journal writes what it holds, and the runtime loop, the pools and every worker thread stop,
+waiting up to ``grace_period`` more for threads still running an abandoned body; any thread
+still busy then is named in a warning. Each of these ends is an ordinary, observed transition.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from typing import Any, Literal, TypeVar, final
 import attrs
 
 from ._core import Loop, current_loop, drive_async, runtime, to_thread
+from ._journal._registry import current as current_journal
+from ._queue._client import close_clients
 
 __all__ = [
     "Service",
@@ -202,7 +205,7 @@ class Service:
                     len(self._remaining()),
                     ", ".join(t.run.label() for t in self._remaining()),
                 )
-            busy = await _on_own_thread(runtime.close, grace)
+            busy = await _on_own_thread(_close_all, grace)
             if busy:
                 logger.warning(
                     "the service stopped; %d worker thread(s) are still running a task body "
@@ -221,6 +224,18 @@ class Service:
             after = run.statistics().children_in_flight
             with self._lock:
                 self._abandoned += max(0, before - after)
+
+
+def _close_all(timeout: float) -> list[str]:
+    """What a stopping service stops, besides its flows: background runs handed to ``.delay()``
+    are written and the queue clients' threads stop; the run journal writes what it holds (it
+    stays open: it is the process's); then the runtime's loop, pools and threads stop. The
+    names of threads still busy."""
+    close_clients()
+    journal = current_journal()
+    if journal is not None:
+        journal.flush()
+    return runtime.close(timeout)
 
 
 async def _on_own_thread(fn: Callable[..., T], *args: Any) -> T:

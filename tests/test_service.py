@@ -303,6 +303,14 @@ async def test_a_receipt_queued_with_delay_and_run_states_read_from_the_journal(
                 assert missing.status_code == 404 and "no run with id" in missing.json()["error"]
                 bad = await client.get("/runs/nope")
                 assert bad.status_code == 404 and "'nope' is not a run id" in bad.json()["error"]
+            worker.stop()
+            worker_thread.join(30)
+        # The service's shutdown wrote what .delay() was handed and stopped the queue's threads.
+        assert [t.name for t in threading.enumerate() if t.name.startswith("actorflow-queue")] == []
+        with anyio.move_on_after(5):
+            while runtime_threads():  # noqa: ASYNC110  # threads ending: no event to wait on
+                await anyio.sleep(0.01)
+        assert runtime_threads() == []
     finally:
         worker.stop()
         if worker_thread.is_alive():

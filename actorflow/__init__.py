@@ -6,6 +6,7 @@ from ._core import allow_failure, get_run_logger, quote, tags, unmapped
 from ._core import fixup_module_metadata as _fixup_module_metadata
 from ._flows import Flow, flow
 from ._journal._registry import install_from_environment as _install_journal
+from ._serving import Service, ServiceStatistics, serving
 from ._tasks import Task, task
 from .runs import RunRecorder, observe
 from .states import State
@@ -15,6 +16,8 @@ __version__ = "0.1.0"
 __all__ = (
     "Flow",
     "RunRecorder",
+    "Service",
+    "ServiceStatistics",
     "State",
     "Task",
     "allow_failure",
@@ -22,6 +25,7 @@ __all__ = (
     "get_run_logger",
     "observe",
     "quote",
+    "serving",
     "tags",
     "task",
     "unmapped",

@@ -35,6 +35,7 @@ from ._options import (
     check_run_name,
     check_timeout,
 )
+from ._serving import current_service
 from ._validation import ParameterValidator
 
 __all__ = ["Flow", "FlowOptions", "flow"]
@@ -225,11 +226,20 @@ class Flow(Definition[P, R]):
             return self._call_async(args, kwargs, return_state, wait_for)
         run, started = self._new_run(args, kwargs, wait_for)
         if not started:
-            if run.parent is None:
-                with _sigterm_raises():
-                    drive_here(run)
-            else:
+            if run.parent is not None:
                 drive_here(run)
+            else:
+                service = current_service()
+                if service is None:
+                    with _sigterm_raises():
+                        drive_here(run)
+                else:  # a top-level flow in a service: its shutdown may cancel it (and the
+                    # server, not the flow, answers SIGTERM)
+                    service.track(run)
+                    try:
+                        drive_here(run)
+                    finally:
+                        service.untrack(run)
         return _outcome(run, return_state)
 
     def _new_run(
@@ -252,7 +262,10 @@ class Flow(Definition[P, R]):
     ) -> Any:
         run, started = self._new_run(args, kwargs, wait_for)
         if not started:
-            if run.parent is None and _sigterm_is_default():
+            service = current_service() if run.parent is None else None
+            if service is not None:  # a top-level flow in a service: its shutdown may cancel it
+                await service.drive(run)
+            elif run.parent is None and _sigterm_is_default():
                 await _drive_until_sigterm(run)
             else:
                 await drive_async(run)

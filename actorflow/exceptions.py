@@ -20,6 +20,7 @@ from ._core import ParameterTypeError as ParameterTypeError
 from ._core import PausedRun as PausedRun
 from ._core import ReservedArgumentError as ReservedArgumentError
 from ._core import SerializationError as SerializationError
+from ._core import SyncCallOnEventLoopWarning as SyncCallOnEventLoopWarning
 from ._core import TaskRunTimeoutError as TaskRunTimeoutError
 from ._core import TerminationSignal as TerminationSignal
 from ._core import UnfinishedRun as UnfinishedRun
@@ -52,6 +53,7 @@ __all__ = (
     "PausedRun",
     "ReservedArgumentError",
     "SerializationError",
+    "SyncCallOnEventLoopWarning",
     "TaskRunTimeoutError",
     "TerminationSignal",
     "UnfinishedRun",

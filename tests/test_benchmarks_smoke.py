@@ -166,3 +166,19 @@ def test_merge_keeps_timings_from_another_environment() -> None:
     ]
     assert merged[1] is ours[0]  # where both measured, this run wins
     assert merged[2].timing is not None and len(merged[2].timing.times) == 2
+
+
+def test_service_benchmark_measures_both_endpoints(tmp_path: Path) -> None:
+    """``python -m benchmarks.service`` at a tiny size: the example service in a process of its
+    own, both endpoints measured, the ratio and verdict written."""
+    from benchmarks import service
+
+    args = ["--requests", "20", "--rounds", "1", "--concurrency", "4", "--out", str(tmp_path)]
+    assert service.main(args) == 0
+    data = json.loads((tmp_path / "results.json").read_text())
+    endpoints = data["endpoints"]
+    assert set(endpoints) == set(service.ENDPOINTS)
+    for got in endpoints.values():
+        assert got["requests"] == 20
+        assert got["requests_per_s"] > 0 and 0 < got["p50_ms"] <= got["p99_ms"]
+    assert data["p50_ratio"] > 0 and data["verdict"] in ("met", "missed")

@@ -207,6 +207,30 @@ def test_parked_threads_exit_after_their_idle_timeout() -> None:
     assert exited.wait(5), cache.statistics()
 
 
+def test_drain_ends_parked_threads_now_and_busy_ones_when_their_work_ends() -> None:
+    from actorflow._core._pool import ThreadCache, ThreadCacheStatistics
+
+    cache = ThreadCache(idle_timeout=60, name="actorflow-test-drain")
+    pool = WorkerPool(max_workers=2, name="actorflow-test-drain-pool", threads=cache)
+    started, release = threading.Event(), threading.Event()
+
+    def busy() -> None:
+        started.set()
+        assert release.wait(5)
+
+    pool.submit(threading.Event().set)  # one thread, parked once the item is done
+    pool.submit(busy)
+    assert started.wait(5)
+    # The busy thread is named and left running; the parked one exits at once, not after the
+    # 60 s idle timeout.
+    assert cache.drain(0.05) == ["actorflow-test-drain-pool"]
+    assert cache.statistics() == ThreadCacheStatistics(threads=1, idle=0)
+    release.set()
+    pool.shutdown()
+    assert cache.drain(5) == []  # the busy one exited when its work ended, without parking
+    assert cache.statistics().threads == 0
+
+
 def test_shutdown_waits_for_queued_and_running_work() -> None:
     pool = WorkerPool(max_workers=1, name="actorflow-test-shutdown")
     started = threading.Event()

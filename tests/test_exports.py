@@ -25,6 +25,7 @@ PUBLIC = [
     "actorflow.utilities.annotations",
     "actorflow.transactions",
     "actorflow.locking.memory",
+    "actorflow.utilities.asyncutils",
     "actorflow.task_worker",
 ]
 

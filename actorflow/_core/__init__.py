@@ -53,6 +53,7 @@ from ._exceptions import ParameterTypeError as ParameterTypeError
 from ._exceptions import PausedRun as PausedRun
 from ._exceptions import ReservedArgumentError as ReservedArgumentError
 from ._exceptions import SerializationError as SerializationError
+from ._exceptions import SyncCallOnEventLoopWarning as SyncCallOnEventLoopWarning
 from ._exceptions import TaskRunTimeoutError as TaskRunTimeoutError
 from ._exceptions import TerminationSignal as TerminationSignal
 from ._exceptions import UnfinishedRun as UnfinishedRun
@@ -92,6 +93,7 @@ from ._runner import TaskRunner as TaskRunner
 from ._runner import ThreadPoolTaskRunner as ThreadPoolTaskRunner
 from ._runtime import Runtime as Runtime
 from ._runtime import runtime as runtime
+from ._spawn import Loop as Loop
 from ._spawn import current_backend as current_backend
 from ._spawn import current_loop as current_loop
 from ._specs import FlowSpec as FlowSpec

@@ -35,8 +35,9 @@ from . import _context, _pool, _suspend
 from ._actor import logger, when_all_done
 from ._bridge import call_later, run_coroutine_sync, to_thread
 from ._clock import SystemClock, current_clock
+from ._exceptions import SyncCallOnEventLoopWarning
 from ._runtime import runtime
-from ._spawn import Loop, is_cancellation
+from ._spawn import Loop, current_backend, is_cancellation
 
 if TYPE_CHECKING:
     from ._pool import WorkerPool
@@ -185,8 +186,40 @@ def drive_here(run: Driven) -> None:
     suspended, so that the loop goes on."""
     if _suspend._active and _suspend.suspendable():
         _suspend.await_here(to_thread(drive_sync, run))
-    else:
-        drive_sync(run)
+        return
+    outer = _context.current_run.get()
+    # Inside a sync run (a sync flow's body, the common case) there is nothing to check: the
+    # outermost call has been looked at already.
+    if (outer is None or outer.spec.is_async) and current_backend() is not None:
+        _warn_blocking_call(run)
+    drive_sync(run)
+
+
+def _warn_blocking_call(run: Any) -> None:
+    """A sync run called from async code on an event loop's thread blocks the loop: say so,
+    once per task or flow, naming it and what to write instead. (Not on the runtime loop:
+    actorflow's own, for the async children of sync flows, it serves no one else.)"""
+    if runtime.on_loop_thread():
+        return
+    spec = run.spec
+    warned: set[Any] = runtime.slot("drive.warned-blocking", set)
+    key = (spec.name, getattr(spec.fn, "__code__", spec.fn))
+    if key in warned:
+        return
+    warned.add(key)
+    import warnings
+
+    kind = "flow" if run.is_flow else "task"
+    fn = getattr(spec.fn, "__name__", spec.name)
+    warnings.warn(
+        f"sync {kind} {spec.name!r} was called from async code on the event loop's thread: it "
+        f"runs there, and the loop (every other request and flow on it) waits until it ends. "
+        f"Write `await run_sync_in_worker_thread({fn}, ...)` (from "
+        f"actorflow.utilities.asyncutils) to run it on a worker thread, or make it async. "
+        f"(Said once per {kind}.)",
+        SyncCallOnEventLoopWarning,
+        stacklevel=4,
+    )
 
 
 def drive_queued(run: Any) -> None:

@@ -101,6 +101,11 @@ class TerminationSignal(SystemExit):
         return (type(self), (self.signal,))
 
 
+class SyncCallOnEventLoopWarning(RuntimeWarning):
+    """A sync task or flow was called from async code on an event loop's thread: its body runs
+    there, and the loop (every other request, every other flow on it) waits until it ends."""
+
+
 class Interrupt(BaseException):
     """Raised into sync code interrupted from another thread (see ``_interrupt.Interruptible``).
 

@@ -67,6 +67,10 @@ class _Parked:
         self.loop: Callable[[], None] | None = None
 
 
+def _exit() -> None:
+    """Handed to a parked thread to make it exit (see :meth:`ThreadCache.drain`)."""
+
+
 @final
 class ThreadCache:
     """Threads shared by every :class:`WorkerPool` of the process.
@@ -85,8 +89,13 @@ class ThreadCache:
     def forget_threads(self) -> None:
         # Also the state of a forked child, where none of the parent's threads exist.
         self._lock = threading.Lock()
+        self._gone = threading.Condition(self._lock)  # notified when a thread exits
         self._parked: list[_Parked] = []
         self._threads = 0
+        self._live: set[threading.Thread] = set()
+        self._draining = 0  # drain() calls in progress: threads exit instead of parking
+        # Threads still busy when a drain gave up on them: they exit when done, not park.
+        self._stragglers: set[threading.Thread] = set()
 
     def statistics(self) -> ThreadCacheStatistics:
         with self._lock:
@@ -115,6 +124,8 @@ class ThreadCache:
         parked = _Parked()
         me = threading.current_thread()
         idle_name = me.name
+        with self._lock:
+            self._live.add(me)
         while True:
             try:
                 loop()
@@ -122,17 +133,56 @@ class ThreadCache:
                 logger.exception("a worker thread's loop raised")
             me.name = idle_name
             with self._lock:
+                if self._draining or me in self._stragglers:
+                    self._left()
+                    return
                 parked.loop = None
                 self._parked.append(parked)
             if not parked.gate.acquire(timeout=self.idle_timeout):
                 with self._lock:
                     if parked in self._parked:  # nobody came: exit
                         self._parked.remove(parked)
-                        self._threads -= 1
+                        self._left()
                         return
                 parked.gate.acquire()  # taken just as the wait ended: the hand-off is coming
             assert parked.loop is not None
+            if parked.loop is _exit:
+                with self._lock:
+                    self._left()
+                return
             loop = parked.loop
+
+    def _left(self) -> None:
+        # With the lock held: this thread exits.
+        self._threads -= 1
+        me = threading.current_thread()
+        self._live.discard(me)
+        self._stragglers.discard(me)
+        self._gone.notify_all()
+
+    def drain(self, timeout: float) -> list[str]:
+        """Make the cache's threads exit: parked ones now, busy ones as soon as their work is
+        done; wait up to ``timeout`` seconds for them. The names of the threads still busy then
+        (Python cannot stop a thread). The cache goes on serving: threads are started again on
+        demand."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._draining += 1
+            try:
+                for parked in self._parked:
+                    parked.loop = _exit
+                    parked.gate.release()
+                self._parked.clear()
+                while self._threads:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._gone.wait(remaining)
+                busy = sorted(t.name for t in self._live)
+                self._stragglers |= self._live
+            finally:
+                self._draining -= 1
+        return busy
 
 
 #: The threads every pool shares unless it is given its own (the runtime's ``threads``).

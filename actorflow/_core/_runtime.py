@@ -165,6 +165,21 @@ class Runtime:
         if loop is not None:
             loop.stop()
 
+    def close(self, timeout: float) -> list[str]:
+        """Stop everything the runtime started, as a service does when it stops: the default
+        pool (refusing new work), the runtime loop and every worker thread, waiting up to
+        ``timeout`` seconds for threads still running a body. The names of those still busy
+        then (Python cannot stop a thread). Unlike :meth:`reset`, registries are kept; whatever
+        is needed again is started again on first use."""
+        with self._lock:
+            loop, self._loop = self._loop, None
+            pool, self._default_pool = self._default_pool, None
+        if pool is not None:
+            pool.shutdown(wait=False)
+        if loop is not None:
+            loop.stop()
+        return self.threads.drain(timeout)
+
     def shutdown(self) -> None:
         """At interpreter exit: stop the runtime loop."""
         loop, self._loop = self._loop, None

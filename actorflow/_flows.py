@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # signal's C module, untyped: see _SIGTERM
 import contextlib
 import inspect
 import signal
@@ -272,6 +273,16 @@ class Flow(Definition[P, R]):
         return _outcome(run, return_state)
 
 
+# SIGTERM's handler is set and reset around every top-level flow call: through the C module
+# under ``signal``, whose functions take and give plain ints, without the enum conversions
+# ``signal.signal`` makes (a third of a trivial flow call's Python calls).
+_SIGTERM = int(signal.SIGTERM)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise TerminationSignal(signum)
+
+
 @contextlib.contextmanager
 def _sigterm_raises() -> Iterator[None]:
     """While a top-level sync flow runs on the main thread, SIGTERM raises
@@ -281,21 +292,17 @@ def _sigterm_raises() -> Iterator[None]:
     if not _sigterm_is_default():
         yield
         return
-
-    def terminate(signum: int, frame: object) -> None:
-        raise TerminationSignal(signum)
-
-    signal.signal(signal.SIGTERM, terminate)
+    _signal.signal(_SIGTERM, _terminate)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _signal.signal(_SIGTERM, _signal.SIG_DFL)
 
 
 def _sigterm_is_default() -> bool:
     return (
         threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        and _signal.getsignal(_SIGTERM) == _signal.SIG_DFL
     )
 
 
@@ -312,11 +319,11 @@ async def _drive_until_sigterm(run: FlowRun) -> None:
                 received.append(signum)
                 loop.call_soon_threadsafe(scope.cancel)
 
-        signal.signal(signal.SIGTERM, terminate)
+        _signal.signal(_SIGTERM, terminate)
         try:
             await drive_async(run)
         finally:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            _signal.signal(_SIGTERM, _signal.SIG_DFL)
     if received:
         raise TerminationSignal(received[0])
 

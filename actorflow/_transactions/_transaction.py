@@ -199,9 +199,23 @@ class Transaction:
         return logger_for(_RunStandIn(*who))
 
     def _note(self, what: str) -> None:
-        """A task run's transaction committed or rolled back: a debug line of the run."""
-        if self._who is not None and _run_logger.isEnabledFor(logging.DEBUG):
-            self._log().debug("Transaction %s", what)
+        """A task run's transaction committed or rolled back: an event of the run. The console
+        shows it at DEBUG; the run journal records it whatever the console's level."""
+        if self._who is None:
+            return
+        if _run_logger.isEnabledFor(logging.DEBUG):
+            self._log().debug("Transaction %s", what)  # the journal's handler gets it too
+            return
+        from .._journal._registry import current
+
+        journal = current()
+        if journal is not None:
+            message, kwargs = self._log().process(f"Transaction {what}", {})
+            record = _run_logger.makeRecord(
+                _run_logger.name, logging.DEBUG, __file__, 0, message, (), None,
+                extra=kwargs.get("extra"),
+            )  # fmt: skip
+            journal.log(record)
 
     @property
     def _holder(self) -> str:

@@ -455,6 +455,16 @@ class Actor:
         self._complete(_LAST)
         return True
 
+    def cancel_unstarted_body(self) -> bool:
+        """Called by a runner about to start this run's body elsewhere (a worker process):
+        ``True`` if a Cancel is waiting, and the run then ends Cancelled now, as if abandoned
+        (the runner does not start the body; whatever outcome it reports is dropped)."""
+        request = self.pending_cancel()
+        if request is None:
+            return False
+        self.abandon(CANCELLED, request.reason, CancelledRun(request.reason))
+        return True
+
     # -- mailbox --------------------------------------------------------------------------------
     def send(self, message: Any) -> None:
         """Post ``message`` to the run's mailbox and wake its driver.

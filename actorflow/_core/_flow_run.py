@@ -278,6 +278,14 @@ class FlowRun(Actor):
                     except Exception as exc:
                         self.cancel_children(f"its flow run failed: {type(exc).__name__}: {exc}")
                         result = (ERR, exc)
+                    except BaseException:
+                        timed_out = scope is not None and scope.cancel_called
+                        self._cancel_children_elsewhere(
+                            f"Flow run exceeded timeout of {timeout} second(s)"
+                            if timed_out
+                            else "its flow run was cancelled"
+                        )
+                        raise
                     await self.join_async()
             if scope is not None and scope.cancel_called:
                 self.cancel_children(f"Flow run exceeded timeout of {timeout} second(s)")
@@ -522,6 +530,17 @@ class FlowRun(Actor):
             child.send(Cancel(reason))
         for run in backlog:
             run.never_started()
+
+    def _cancel_children_elsewhere(self, reason: str) -> None:
+        """The flow's task group is being cancelled: the children it does not hold (sync bodies
+        queued for threads or processes, async children on the runtime loop) hear of it now,
+        not once the group's own children have ended, so that no queued body starts meanwhile."""
+        loop = self.loop
+        with self._lock:
+            self._stop_reason = reason
+            elsewhere = [run for run in self._children if run.loop is not loop]
+        for child in elsewhere:
+            child.send(Cancel(reason))
 
     def interrupt_children(self, reason: str) -> None:
         """The flow was interrupted (Ctrl-C, SIGTERM): cancel the children, and abandon those

@@ -252,7 +252,12 @@ class Actor:
             try:
                 observer(event)
             except Exception:
-                logger.exception("a run observer raised; the run goes on")
+                logger.exception(
+                    "run observer %s raised on the transition of %s to %s; the run goes on",
+                    getattr(observer, "__qualname__", None) or repr(observer),
+                    self.label(),
+                    state.name,
+                )
 
     @property
     def state(self) -> State[Any]:

@@ -29,6 +29,7 @@ from ._options import (
     check_run_name,
     check_timeout,
 )
+from ._signals import async_flow_signals, sync_flow_signals
 from ._validation import ParameterValidator
 
 __all__ = ["Flow", "FlowOptions", "flow"]
@@ -219,7 +220,11 @@ class Flow(Definition[P, R]):
             return self._call_async(args, kwargs, return_state, wait_for)
         run, started = self._new_run(args, kwargs, wait_for)
         if not started:
-            drive_here(run)
+            if run.parent is None:
+                with sync_flow_signals():
+                    drive_here(run)
+            else:
+                drive_here(run)
         return _outcome(run, return_state)
 
     def _new_run(
@@ -242,7 +247,11 @@ class Flow(Definition[P, R]):
     ) -> Any:
         run, started = self._new_run(args, kwargs, wait_for)
         if not started:
-            await drive_async(run)
+            if run.parent is None:
+                async with async_flow_signals(run):
+                    await drive_async(run)
+            else:
+                await drive_async(run)
         return _outcome(run, return_state)
 
 

@@ -21,6 +21,7 @@ from ._core import PausedRun as PausedRun
 from ._core import ReservedArgumentError as ReservedArgumentError
 from ._core import SerializationError as SerializationError
 from ._core import TaskRunTimeoutError as TaskRunTimeoutError
+from ._core import TerminationSignal as TerminationSignal
 from ._core import UnfinishedRun as UnfinishedRun
 from ._core import UpstreamTaskError as UpstreamTaskError
 from ._core import fixup_module_metadata as _fixup_module_metadata
@@ -50,6 +51,7 @@ __all__ = (
     "ReservedArgumentError",
     "SerializationError",
     "TaskRunTimeoutError",
+    "TerminationSignal",
     "UnfinishedRun",
     "UnhashableInput",
     "UpstreamTaskError",

@@ -53,6 +53,7 @@ from ._exceptions import PausedRun as PausedRun
 from ._exceptions import ReservedArgumentError as ReservedArgumentError
 from ._exceptions import SerializationError as SerializationError
 from ._exceptions import TaskRunTimeoutError as TaskRunTimeoutError
+from ._exceptions import TerminationSignal as TerminationSignal
 from ._exceptions import UnfinishedRun as UnfinishedRun
 from ._exceptions import UpstreamTaskError as UpstreamTaskError
 from ._exports import fixup_module_metadata as fixup_module_metadata

@@ -29,6 +29,7 @@ from ._exceptions import (
     CancelledRun,
     CrashedRun,
     FlowDeadlineInterrupt,
+    TerminationSignal,
 )
 from ._records import TransitionEvent, observers
 from ._runtime import runtime
@@ -510,6 +511,8 @@ def crash_message(exc: BaseException) -> str:
         return "Execution was aborted by an interrupt signal."
     if isinstance(exc, SystemExit):
         return "Execution was aborted by Python system exit call."
+    if isinstance(exc, TerminationSignal):
+        return f"Execution was aborted by a termination signal: {exc}."
     return f"Execution was interrupted by an unexpected exception: {type(exc).__name__}: {exc}"
 
 

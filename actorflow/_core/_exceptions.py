@@ -102,3 +102,18 @@ class FlowDeadlineInterrupt(Interrupt):
 
 class TaskDeadlineInterrupt(Interrupt):
     """Raised inside a sync task body that outlived its ``timeout_seconds``."""
+
+
+class TerminationSignal(BaseException):
+    """Raised in a flow run's thread when its process is told to terminate (SIGTERM): the
+    flow's runs end at once (Crashed, or Cancelled if they never started), then the signal
+    takes its ordinary effect. A BaseException, so that ``except Exception`` does not stop it."""
+
+    def __init__(self, signal: int) -> None:
+        super().__init__(signal)
+        self.signal = signal
+
+    def __str__(self) -> str:
+        import signal as signals
+
+        return f"terminated by {signals.Signals(self.signal).name}"

@@ -31,7 +31,7 @@ from ._exceptions import FlowDeadlineInterrupt
 from ._interrupt import Interruptible
 from ._resolve import collect, has_futures
 from ._runner import TaskRunner, ThreadPoolTaskRunner
-from ._spawn import Group, Loop, current_loop
+from ._spawn import Group, Loop, current_loop, is_cancellation
 from ._specs import FlowSpec
 from ._states import CRASHED, PENDING
 from ._task_run import TaskRun
@@ -293,8 +293,13 @@ class FlowRun(Actor):
                 with anyio.CancelScope(shield=True):
                     await self.join_async()
                 result = (TIMEOUT, timeout)
-        except BaseException:
-            self.cancel_children("its flow run was cancelled")
+        except BaseException as exc:
+            if is_cancellation(exc):
+                self.cancel_children("its flow run was cancelled")
+            else:
+                # An interrupt (Ctrl-C on trio, SystemExit, a termination signal): as in a sync
+                # flow, sync bodies still running are abandoned, not waited for.
+                self.interrupt_children("its flow run was interrupted")
             self._reap_unstarted()
             with anyio.CancelScope(shield=True):
                 await self.join_async()

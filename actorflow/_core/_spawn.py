@@ -271,4 +271,23 @@ class _TrioGroupScope:
         return _TrioGroup(await self._cm.__aenter__(), self._loop)
 
     async def __aexit__(self, *exc_info: Any) -> bool:
-        return bool(await self._cm.__aexit__(*exc_info))
+        try:
+            return bool(await self._cm.__aexit__(*exc_info))
+        except BaseExceptionGroup as group:
+            # As from an asyncio.TaskGroup, an interrupt (Ctrl-C, SystemExit) leaves the group
+            # as itself, not wrapped in a group, so that it ends the program as it should.
+            interrupt = _first_interrupt(group)
+            if interrupt is None:
+                raise
+            raise interrupt from None
+
+
+def _first_interrupt(group: BaseExceptionGroup[Any]) -> BaseException | None:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_interrupt(exc)
+            if found is not None:
+                return found
+        elif isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            return exc
+    return None

@@ -81,6 +81,8 @@ class _Handlers:
         if signum == signal.SIGTERM:
             if self.sync_flows:
                 raise TerminationSignal(signum)
+            if not self.async_flows:  # pragma: no cover - installed only while flows run
+                self.terminate_again(signum)
             return
         previous = self.previous.get(signum)
         if callable(previous):

@@ -221,8 +221,30 @@ class TaskRun(Actor):
         kind = self._kind
         if self.reached_end():  # final, perhaps still running hooks
             return bool(kind and kind.type is StateType.CANCELLED)
+        loop = self.loop
+        if loop is not None and self._wake is not None and not loop.on_loop_thread():
+            # Its driver runs on another thread's loop, where the Cancel lands at the loop's
+            # next turn: the run may end by itself before then. Ask there, after the Cancel.
+            return _cancelled_on_loop(self, loop)
         # Not started yet, or async (interruptible): yes. A sync body already running: no.
-        return kind is PENDING or self.loop is not None
+        return kind is PENDING or loop is not None
+
+
+def _cancelled_on_loop(run: TaskRun, loop: Any) -> bool:
+    import concurrent.futures
+
+    answer: concurrent.futures.Future[bool] = concurrent.futures.Future()
+
+    def check() -> None:  # on the loop, after the Cancel was delivered
+        kind = run._kind
+        answer.set_result(not run.reached_end() or bool(kind and kind.type is StateType.CANCELLED))
+
+    try:
+        loop.call_soon_threadsafe(check)
+    except RuntimeError:  # its loop has closed: so has the run
+        return run.state.is_cancelled()
+    with _pool.blocking_region():
+        return answer.result()
 
 
 def _engine(run: TaskRun) -> Engine:

@@ -6,9 +6,12 @@ the start, is the baseline), and no run object outlives its flow."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from support import run_python
+from support import child_env, run_python
 
 SCRIPT = r"""
 import gc, json, resource, sys, time
@@ -72,3 +75,22 @@ def test_memory_stays_at_its_high_water_mark_under_repeated_load() -> None:
     assert rss["after big run 3"] <= 1.10 * mark, figures
     assert rss["after 1,000 small flows"] <= 1.10 * mark, figures
     assert figures["live runs"] == 0, figures
+
+
+def test_the_soak_benchmark_runs(tmp_path: Path) -> None:
+    # The 10-minute soak is opt-in (python -m benchmarks.soak); a second of it keeps it working.
+    root = Path(__file__).resolve().parent.parent
+    args = ["--seconds", "1", "--every", "0.2", "--no-plot", "--out", str(tmp_path)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.soak", *args],
+        cwd=root,
+        env=child_env(root),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = json.loads((tmp_path / "soak.json").read_text())
+    assert report["runs"] > 0 and report["live_runs_at_end"] == 0
+    assert len(report["samples"]) >= 2

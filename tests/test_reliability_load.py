@@ -94,3 +94,27 @@ def test_the_soak_benchmark_runs(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "soak.json").read_text())
     assert report["runs"] > 0 and report["live_runs_at_end"] == 0
     assert len(report["samples"]) >= 2
+
+
+def test_an_event_loop_that_ran_flows_is_not_kept_alive() -> None:
+    import asyncio
+    import gc
+    import weakref
+
+    from actorflow import flow, task
+
+    seen: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
+    @task
+    async def echo(x: int) -> int:
+        return x
+
+    @flow
+    async def host() -> int:
+        seen.add(asyncio.get_running_loop())
+        return await echo.submit(1)
+
+    for _ in range(20):  # a service or a test suite may run asyncio.run per job
+        assert asyncio.run(host()) == 1
+    gc.collect()
+    assert len(seen) == 0

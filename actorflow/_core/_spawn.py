@@ -185,7 +185,9 @@ def current_loop() -> Loop:
         try:
             return _asyncio_loops[native]
         except KeyError:
-            loop: Loop = AsyncioLoop(native.call_soon_threadsafe)
+            # Weakly: the Loop is the value of its native loop's key in a weak mapping, and a
+            # strong reference from it would keep every loop that ever ran a flow alive.
+            loop: Loop = AsyncioLoop(_call_soon_weakly(weakref.ref(native)))
             try:
                 _asyncio_loops[native] = loop
             except TypeError:  # a loop class that cannot be weakly referenced: not cached
@@ -207,6 +209,18 @@ def current_loop() -> Loop:
             _trio_slot.set(loop)
             return loop
     raise RuntimeError("actorflow needs a running asyncio or trio event loop here")
+
+
+def _call_soon_weakly(
+    ref: weakref.ReferenceType[asyncio.AbstractEventLoop],
+) -> Callable[..., Any]:
+    def call_soon_threadsafe(fn: Callable[..., Any], *args: Any) -> Any:
+        native = ref()
+        if native is None:
+            raise RuntimeError("Event loop is closed")  # what a closed loop says
+        return native.call_soon_threadsafe(fn, *args)
+
+    return call_soon_threadsafe
 
 
 # -- native task groups ------------------------------------------------------------------------

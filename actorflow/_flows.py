@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import _signal  # type: ignore[import-not-found]  # signal's C module, untyped: see _SIGTERM
-import contextlib
 import inspect
-import signal
-import threading
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, ParamSpec, TypeVar, overload
 
-import anyio
 import attrs
 
 from ._core import (
@@ -20,9 +15,7 @@ from ._core import (
     InvalidNameError,
     State,
     TaskRunner,
-    TerminationSignal,
     ThreadPoolTaskRunner,
-    current_loop,
     current_run,
     drive_async,
     drive_here,
@@ -37,6 +30,7 @@ from ._options import (
     check_timeout,
 )
 from ._serving import current_service
+from ._signals import async_flow_signals, sync_flow_signals
 from ._validation import ParameterValidator
 
 __all__ = ["Flow", "FlowOptions", "flow"]
@@ -232,7 +226,7 @@ class Flow(Definition[P, R]):
             else:
                 service = current_service()
                 if service is None:
-                    with _sigterm_raises():
+                    with sync_flow_signals():
                         drive_here(run)
                 else:  # a top-level flow in a service: its shutdown may cancel it (and the
                     # server, not the flow, answers SIGTERM)
@@ -266,66 +260,12 @@ class Flow(Definition[P, R]):
             service = current_service() if run.parent is None else None
             if service is not None:  # a top-level flow in a service: its shutdown may cancel it
                 await service.drive(run)
-            elif run.parent is None and _sigterm_is_default():
-                await _drive_until_sigterm(run)
+            elif run.parent is None:
+                async with async_flow_signals(run):
+                    await drive_async(run)
             else:
                 await drive_async(run)
         return _outcome(run, return_state)
-
-
-# SIGTERM's handler is set and reset around every top-level flow call: through the C module
-# under ``signal``, whose functions take and give plain ints, without the enum conversions
-# ``signal.signal`` makes (a third of a trivial flow call's Python calls).
-_SIGTERM = int(signal.SIGTERM)
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise TerminationSignal(signum)
-
-
-@contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """While a top-level sync flow runs on the main thread, SIGTERM raises
-    :class:`TerminationSignal` there, as Ctrl-C raises ``KeyboardInterrupt`` (Prefect does the
-    same): the flow's runs end Crashed or Cancelled and the process exits the normal way, its
-    journal written. Only in place of the default action: a handler of the program's stays."""
-    if not _sigterm_is_default():
-        yield
-        return
-    _signal.signal(_SIGTERM, _terminate)
-    try:
-        yield
-    finally:
-        _signal.signal(_SIGTERM, _signal.SIG_DFL)
-
-
-def _sigterm_is_default() -> bool:
-    return (
-        threading.current_thread() is threading.main_thread()
-        and _signal.getsignal(_SIGTERM) == _signal.SIG_DFL
-    )
-
-
-async def _drive_until_sigterm(run: FlowRun) -> None:
-    """An async top-level flow on the main thread: SIGTERM cancels it, through its event loop
-    (raising from the signal handler could land inside the loop's own code), and then raises
-    :class:`TerminationSignal` to its caller."""
-    received: list[int] = []
-    loop = current_loop()
-    with anyio.CancelScope() as scope:
-
-        def terminate(signum: int, frame: object) -> None:
-            if not received:
-                received.append(signum)
-                loop.call_soon_threadsafe(scope.cancel)
-
-        _signal.signal(_SIGTERM, terminate)
-        try:
-            await drive_async(run)
-        finally:
-            _signal.signal(_SIGTERM, _signal.SIG_DFL)
-    if received:
-        raise TerminationSignal(received[0])
 
 
 def _outcome(run: FlowRun, return_state: bool) -> Any:

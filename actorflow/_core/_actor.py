@@ -14,6 +14,7 @@ started.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import signal
 import threading
@@ -270,7 +271,12 @@ class Actor:
             try:
                 observer(event)
             except Exception:
-                logger.exception("a run observer raised; the run goes on")
+                logger.exception(
+                    "run observer %s raised on the transition of %s to %s; the run goes on",
+                    getattr(observer, "__qualname__", None) or repr(observer),
+                    self.label(),
+                    state.name,
+                )
 
     @property
     def state(self) -> State[Any]:
@@ -481,6 +487,16 @@ class Actor:
         self._complete(_LAST)
         return True
 
+    def cancel_unstarted_body(self) -> bool:
+        """Called by a runner about to start this run's body elsewhere (a worker process):
+        ``True`` if a Cancel is waiting, and the run then ends Cancelled now, as if abandoned
+        (the runner does not start the body; whatever outcome it reports is dropped)."""
+        request = self.pending_cancel()
+        if request is None:
+            return False
+        self.abandon(CANCELLED, request.reason, CancelledRun(request.reason))
+        return True
+
     # -- mailbox --------------------------------------------------------------------------------
     def send(self, message: Any) -> None:
         """Post ``message`` to the run's mailbox and wake its driver.
@@ -503,8 +519,13 @@ class Actor:
         kind = self._kind
         if self.reached_end():  # final, perhaps still running hooks
             return bool(kind and kind.type is StateType.CANCELLED)
+        loop = self.loop
+        if loop is not None and self._wake is not None and not loop.on_loop_thread():
+            # Its driver runs on another thread's loop, where the Cancel lands at the loop's
+            # next turn: the run may end by itself before then. Ask there, after the Cancel.
+            return _cancelled_on_loop(self, loop)
         # Not started yet, or async (interruptible): yes. A sync body already running: no.
-        return kind is PENDING or self.loop is not None
+        return kind is PENDING or loop is not None
 
     def pending_cancel(self) -> Cancel | None:
         mailbox = self._mailbox
@@ -531,6 +552,8 @@ def crash_message(exc: BaseException) -> str:
         return f"Execution was aborted by a termination signal ({signal.Signals(exc.signal).name})."
     if isinstance(exc, SystemExit):
         return "Execution was aborted by Python system exit call."
+    if isinstance(exc, TerminationSignal):
+        return f"Execution was aborted by a termination signal: {exc}."
     return f"Execution was interrupted by an unexpected exception: {type(exc).__name__}: {exc}"
 
 
@@ -552,3 +575,19 @@ def when_all_done(runs: Iterable[Actor], callback: Callable[[], None]) -> None:
 
     for run in waiting:
         run.add_done_callback(one_done)
+
+
+def _cancelled_on_loop(run: Actor, loop: Loop) -> bool:
+    """Whether ``run`` ends Cancelled, asked on its loop after a Cancel sent from elsewhere."""
+    answer: concurrent.futures.Future[bool] = concurrent.futures.Future()
+
+    def check() -> None:  # on the loop, after the Cancel was delivered
+        kind = run._kind
+        answer.set_result(not run.reached_end() or bool(kind and kind.type is StateType.CANCELLED))
+
+    try:
+        loop.call_soon_threadsafe(check)
+    except RuntimeError:  # its loop has closed: so has the run
+        return run.state.is_cancelled()
+    with _pool.blocking_region():
+        return answer.result()

@@ -116,7 +116,8 @@ def format_run_name(
     """Format a ``task_run_name``/``flow_run_name`` template or call a name function.
 
     ``owner`` names the task or flow (``"task 'train'"``) in the error a template that does not
-    fit the call's arguments raises.
+    fit the call's arguments raises, or a name function that raises (a ``ValueError`` naming the
+    option, chained to the function's own error).
     """
     option = f"{kind}_run_name"
     if isinstance(template, str):
@@ -133,7 +134,13 @@ def format_run_name(
             wants_params = "parameters" in inspect.signature(template).parameters
         except (TypeError, ValueError):
             wants_params = False
-        name = template(parameters=parameters()) if wants_params else template()
+        try:
+            name = template(parameters=parameters()) if wants_params else template()
+        except Exception as exc:
+            what = getattr(template, "__qualname__", None) or repr(template)
+            raise ValueError(
+                f"{owner}: its {option} callable {what} raised {type(exc).__name__}: {exc}"
+            ) from exc
         if not isinstance(name, str):
             raise TypeError(
                 f"Callable {template} for {option!r} returned type {type(name).__name__} but a "

@@ -100,6 +100,11 @@ class TerminationSignal(SystemExit):
     def __reduce__(self) -> tuple[type[TerminationSignal], tuple[int]]:
         return (type(self), (self.signal,))
 
+    def __str__(self) -> str:
+        import signal as signals
+
+        return f"terminated by {signals.Signals(self.signal).name}"
+
 
 class SyncCallOnEventLoopWarning(RuntimeWarning):
     """A sync task or flow was called from async code on an event loop's thread: its body runs

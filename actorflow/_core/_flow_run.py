@@ -32,7 +32,7 @@ from ._flow_engine import flow_engine
 from ._interrupt import Interruptible
 from ._resolve import collect, has_futures
 from ._runner import TaskRunner, ThreadPoolTaskRunner
-from ._spawn import Group, Loop, current_loop
+from ._spawn import Group, Loop, current_loop, is_cancellation
 from ._specs import FlowSpec
 from ._states import CRASHED, PENDING
 from ._task_run import TaskRun
@@ -277,6 +277,14 @@ class FlowRun(Actor):
                     except Exception as exc:
                         self.cancel_children(f"its flow run failed: {type(exc).__name__}: {exc}")
                         result = (ERR, exc)
+                    except BaseException:
+                        timed_out = scope is not None and scope.cancel_called
+                        self._cancel_children_elsewhere(
+                            f"Flow run exceeded timeout of {timeout} second(s)"
+                            if timed_out
+                            else "its flow run was cancelled"
+                        )
+                        raise
                     await self.join_async()
             if scope is not None and scope.cancel_called:
                 self.cancel_children(f"Flow run exceeded timeout of {timeout} second(s)")
@@ -284,8 +292,13 @@ class FlowRun(Actor):
                 with anyio.CancelScope(shield=True):
                     await self.join_async()
                 result = (TIMEOUT, timeout)
-        except BaseException:
-            self.cancel_children("its flow run was cancelled")
+        except BaseException as exc:
+            if is_cancellation(exc):
+                self.cancel_children("its flow run was cancelled")
+            else:
+                # An interrupt (Ctrl-C on trio, SystemExit, a termination signal): as in a sync
+                # flow, sync bodies still running are abandoned, not waited for.
+                self.interrupt_children("its flow run was interrupted")
             self._reap_unstarted()
             with anyio.CancelScope(shield=True):
                 await self.join_async()
@@ -516,6 +529,17 @@ class FlowRun(Actor):
             child.send(Cancel(reason))
         for run in backlog:
             run.never_started()
+
+    def _cancel_children_elsewhere(self, reason: str) -> None:
+        """The flow's task group is being cancelled: the children it does not hold (sync bodies
+        queued for threads or processes, async children on the runtime loop) hear of it now,
+        not once the group's own children have ended, so that no queued body starts meanwhile."""
+        loop = self.loop
+        with self._lock:
+            self._stop_reason = reason
+            elsewhere = [run for run in self._children if run.loop is not loop]
+        for child in elsewhere:
+            child.send(Cancel(reason))
 
     def interrupt_children(self, reason: str) -> None:
         """The flow was interrupted (Ctrl-C, SIGTERM): cancel the children, and abandon those

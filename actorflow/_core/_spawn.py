@@ -191,7 +191,9 @@ def current_loop() -> Loop:
         try:
             return _asyncio_loops[native]
         except KeyError:
-            loop: Loop = AsyncioLoop(native.call_soon_threadsafe)
+            # Weakly: the Loop is the value of its native loop's key in a weak mapping, and a
+            # strong reference from it would keep every loop that ever ran a flow alive.
+            loop: Loop = AsyncioLoop(_call_soon_weakly(weakref.ref(native)))
             try:
                 _asyncio_loops[native] = loop
             except TypeError:  # a loop class that cannot be weakly referenced: not cached
@@ -213,6 +215,18 @@ def current_loop() -> Loop:
             _trio_slot.set(loop)
             return loop
     raise RuntimeError("actorflow needs a running asyncio or trio event loop here")
+
+
+def _call_soon_weakly(
+    ref: weakref.ReferenceType[asyncio.AbstractEventLoop],
+) -> Callable[..., Any]:
+    def call_soon_threadsafe(fn: Callable[..., Any], *args: Any) -> Any:
+        native = ref()
+        if native is None:
+            raise RuntimeError("Event loop is closed")  # what a closed loop says
+        return native.call_soon_threadsafe(fn, *args)
+
+    return call_soon_threadsafe
 
 
 # -- native task groups ------------------------------------------------------------------------
@@ -277,4 +291,23 @@ class _TrioGroupScope:
         return _TrioGroup(await self._cm.__aenter__(), self._loop)
 
     async def __aexit__(self, *exc_info: Any) -> bool:
-        return bool(await self._cm.__aexit__(*exc_info))
+        try:
+            return bool(await self._cm.__aexit__(*exc_info))
+        except BaseExceptionGroup as group:
+            # As from an asyncio.TaskGroup, an interrupt (Ctrl-C, SystemExit) leaves the group
+            # as itself, not wrapped in a group, so that it ends the program as it should.
+            interrupt = _first_interrupt(group)
+            if interrupt is None:
+                raise
+            raise interrupt from None
+
+
+def _first_interrupt(group: BaseExceptionGroup[Any]) -> BaseException | None:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_interrupt(exc)
+            if found is not None:
+                return found
+        elif isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            return exc
+    return None

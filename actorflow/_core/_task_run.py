@@ -278,7 +278,11 @@ def _engine(run: TaskRun) -> Engine:
                     yield (UPSTREAM, [computing])
                     found, value = yield (CALL, cache.read, (slot,))
             except Exception as exc:
-                run.transition(FAILED, f"Could not read the cache: {exc}", exc)
+                message = (
+                    f"Could not read or lock the cache record {slot.path!r}: "
+                    f"{type(exc).__name__}: {exc}"
+                )
+                run.transition(FAILED, message, exc)
                 return
             if found:
                 if run.txn is not None:
@@ -368,7 +372,10 @@ def _write(run: TaskRun, slot: Any, value: Any) -> Generator[Effect, Any, Verdic
             exc,
         )
     except Exception as exc:
-        message = f"Could not persist the result: {type(exc).__name__}: {exc}"
+        # An OSError from a write (a full disk) names no file: say which record it was.
+        message = (
+            f"Could not persist the result to record {slot.path!r}: {type(exc).__name__}: {exc}"
+        )
         return FAILED, message, exc, False
     return COMPLETED, None, value, False
 

@@ -71,7 +71,8 @@ class ProcessPoolTaskRunner(RemoteTaskRunner):
         self._executor: ProcessPoolExecutor | None = None
         self._retired: list[ProcessPoolExecutor] = []
         self._lock = threading.Lock()
-        self._outbox: deque[tuple[Payload, Done]] = deque()
+        #: Bodies beyond what the pool is fed, with their runs (a cancelled one never ships).
+        self._outbox: deque[tuple[TaskRun, Payload, Done]] = deque()
         self._items = 0  # work items in the pool
         self._body_seconds = 1.0  # a running mean of body time; no batching until measured
         self._bodies_sent = 0
@@ -103,7 +104,7 @@ class ProcessPoolTaskRunner(RemoteTaskRunner):
     def _ship(self, run: TaskRun, payload: Payload, done: Done) -> None:
         with self._lock:
             if self._items >= ITEMS_PER_WORKER * self.max_workers:
-                self._outbox.append((payload, done))
+                self._outbox.append((run, payload, done))
                 return
             self._items += 1
         self._send([(payload, done)])
@@ -140,14 +141,7 @@ class ProcessPoolTaskRunner(RemoteTaskRunner):
         # Feed the pool before completing runs, so that workers do not wait on us.
         with self._lock:
             self._items -= 1
-            batches = []
-            outbox = self._outbox
-            while outbox and self._items < ITEMS_PER_WORKER * self.max_workers:
-                size = self._batch_size(len(outbox))
-                batches.append([outbox.popleft() for _ in range(size)])
-                self._items += 1
-        for batch in batches:
-            self._send(batch)
+        self._feed()
         if future is not None:
             try:
                 answers = future.result()
@@ -167,6 +161,26 @@ class ProcessPoolTaskRunner(RemoteTaskRunner):
             what = "the process pool refused its body"
         for done in dones:
             self.crash(done, what, error)
+
+    def _feed(self) -> None:
+        """Send waiting bodies while the pool has room for more items; the body of a run
+        cancelled while it waited is not sent (the run ends Cancelled)."""
+        outbox = self._outbox
+        while True:
+            with self._lock:
+                if not outbox or self._items >= ITEMS_PER_WORKER * self.max_workers:
+                    return
+                size = self._batch_size(len(outbox))
+                batch = [outbox.popleft() for _ in range(size)]
+                self._items += 1
+            live = [
+                (payload, done) for run, payload, done in batch if not self.withdrawn(run, done)
+            ]
+            if live:
+                self._send(live)
+            else:
+                with self._lock:
+                    self._items -= 1
 
     def _batch_size(self, waiting: int) -> int:
         # Share the waiting bodies among the workers, and keep an item to about BATCH_SECONDS.

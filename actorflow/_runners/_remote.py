@@ -106,6 +106,8 @@ class RemoteTaskRunner(TaskRunner):
 
     # -- the body's round trip ------------------------------------------------------------------
     def _start_body(self, run: TaskRun, op: tuple[Any, ...], done: Done) -> None:
+        if self.withdrawn(run, done):
+            return
         fn, args, kwargs = op[1], op[2], op[3]
         try:
             payload = self._payload(run, fn, args, kwargs)
@@ -161,6 +163,14 @@ class RemoteTaskRunner(TaskRunner):
                     f"process: {type(exc).__name__}: {exc}"
                 )
         return TypeError(f"The arguments of {run.label()} cannot be pickled")
+
+    def withdrawn(self, run: TaskRun, done: Done) -> bool:
+        """Whether the body of ``run``, waiting here to be shipped, must not start: the run was
+        cancelled meanwhile (its flow or its future) and has ended Cancelled."""
+        if not run.cancel_unstarted_body():
+            return False
+        done((CRASH, CrashedRun("its body never started")))  # dropped: the run has ended
+        return True
 
     def complete(self, done: Done, code: int, data: bytes) -> None:
         """Hand a worker's ``(code, bytes)`` answer to the run, on a coordinator thread."""

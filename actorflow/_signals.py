@@ -21,6 +21,7 @@ was ignored (``SIG_IGN``) stays ignored. Off the main thread, nothing is install
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # signal's C module, untyped: see _SIGNALS
 import contextlib
 import os
 import signal
@@ -32,6 +33,11 @@ from typing import Any, final
 from ._core import FlowRun, TerminationSignal, current_loop, runtime
 
 __all__ = ["async_flow_signals", "sync_flow_signals"]
+
+# Every top-level flow call installs and restores the handlers: through the C module under
+# ``signal``, whose functions take and give plain ints, without the enum conversions of
+# ``signal.signal`` and ``signal.getsignal`` (they were half of a trivial flow call's cost).
+_SIGNALS = (int(signal.SIGTERM), int(signal.SIGINT))
 
 Handler = Callable[[int, Any], Any] | int | signal.Handlers | None
 #: What a SIGTERM or SIGINT does to one running async flow (called in the signal handler).
@@ -51,11 +57,11 @@ class _Handlers:
         """A top-level flow starts (``stop``: an async one's); the handlers are installed
         with the first. A key for :meth:`leave`."""
         if not self.sync_flows and not self.async_flows:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                previous = signal.getsignal(signum)
-                if previous is not signal.SIG_IGN:
+            for signum in _SIGNALS:
+                previous = _signal.getsignal(signum)
+                if previous != _signal.SIG_IGN:
                     self.previous[signum] = previous
-                    signal.signal(signum, self._handle)
+                    _signal.signal(signum, self._handle)
         if stop is None:
             self.sync_flows += 1
             return 0
@@ -74,7 +80,7 @@ class _Handlers:
     def restore(self) -> None:
         previous, self.previous = self.previous, {}
         for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            _signal.signal(signum, handler)
 
     def _handle(self, signum: int, frame: Any) -> None:
         for stop in list(self.async_flows.values()):

@@ -88,10 +88,11 @@ class BlockingWaitOnEventLoop(ActorflowException, RuntimeError):
 
 
 class TerminationSignal(SystemExit):
-    """SIGTERM, raised in the main thread while a sync flow called there runs (Prefect's
-    ``TerminationSignal``): the flow's runs end Crashed or Cancelled, and, uncaught, it exits
-    the interpreter the normal way (``atexit`` runs: the journal is written) with status
-    ``128 + signal``, as a shell reports a process the signal killed."""
+    """SIGTERM, raised in the thread of a top-level flow running on the main thread (Prefect's
+    ``TerminationSignal``): the flow's runs end Crashed or Cancelled, what the journal and the
+    queue hold is written, and the signal then takes its ordinary effect. Should the program's
+    own handler let the process live, this propagates, and, uncaught, exits the interpreter
+    with status ``128 + signal``."""
 
     def __init__(self, signal: int) -> None:
         super().__init__(128 + signal)

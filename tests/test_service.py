@@ -279,6 +279,7 @@ async def test_a_receipt_queued_with_delay_and_run_states_read_from_the_journal(
     from actorflow.task_worker import TaskWorker
 
     app = load_app()
+    before = set(threading.enumerate())  # other tests' queue threads are theirs
     worker = TaskWorker(app.send_receipt)
     worker_thread = threading.Thread(target=worker.run, name="task-worker-test")
     try:
@@ -306,7 +307,8 @@ async def test_a_receipt_queued_with_delay_and_run_states_read_from_the_journal(
             worker.stop()
             worker_thread.join(30)
         # The service's shutdown wrote what .delay() was handed and stopped the queue's threads.
-        assert [t.name for t in threading.enumerate() if t.name.startswith("actorflow-queue")] == []
+        left = [t.name for t in set(threading.enumerate()) - before]
+        assert [name for name in left if name.startswith("actorflow-queue")] == []
         with anyio.move_on_after(5):
             while runtime_threads():  # noqa: ASYNC110  # threads ending: no event to wait on
                 await anyio.sleep(0.01)

@@ -6,7 +6,6 @@ from ._core import allow_failure, get_run_logger, quote, tags, unmapped
 from ._core import fixup_module_metadata as _fixup_module_metadata
 from ._flows import Flow, flow
 from ._journal._registry import install_from_environment as _install_journal
-from ._serving import Service, ServiceStatistics, serving
 from ._tasks import Task, task
 from .runs import RunRecorder, observe
 from .states import State
@@ -32,4 +31,18 @@ __all__ = (
 )
 
 _fixup_module_metadata(__name__, globals())
+
+
+def __getattr__(name: str) -> object:
+    # The service lifecycle loads when first asked for: a script never pays for it.
+    if name in ("Service", "ServiceStatistics", "serving"):
+        from . import _serving
+
+        lazy = {n: getattr(_serving, n) for n in ("Service", "ServiceStatistics", "serving")}
+        _fixup_module_metadata(__name__, {"__all__": tuple(lazy), **lazy})
+        globals().update(lazy)
+        return lazy[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _install_journal()  # the journal ACTORFLOW_JOURNAL names, made by the first run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -29,7 +30,6 @@ from ._options import (
     check_run_name,
     check_timeout,
 )
-from ._serving import current_service
 from ._signals import async_flow_signals, sync_flow_signals
 from ._validation import ParameterValidator
 
@@ -224,7 +224,7 @@ class Flow(Definition[P, R]):
             if run.parent is not None:
                 drive_here(run)
             else:
-                service = current_service()
+                service = _current_service()
                 if service is None:
                     with sync_flow_signals():
                         drive_here(run)
@@ -257,7 +257,7 @@ class Flow(Definition[P, R]):
     ) -> Any:
         run, started = self._new_run(args, kwargs, wait_for)
         if not started:
-            service = current_service() if run.parent is None else None
+            service = _current_service() if run.parent is None else None
             if service is not None:  # a top-level flow in a service: its shutdown may cancel it
                 await service.drive(run)
             elif run.parent is None:
@@ -266,6 +266,13 @@ class Flow(Definition[P, R]):
             else:
                 await drive_async(run)
         return _outcome(run, return_state)
+
+
+def _current_service() -> Any:
+    """The service in progress (``actorflow.serving()``), if any: none before its module is
+    loaded, which start-up does not do."""
+    module = sys.modules.get("actorflow._serving")
+    return None if module is None else module.current_service()
 
 
 def _outcome(run: FlowRun, return_state: bool) -> Any:

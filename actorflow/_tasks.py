@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, final, overload
@@ -40,7 +41,6 @@ from ._options import (
     check_run_name,
     check_timeout,
 )
-from ._transactions._transaction import attach
 
 if TYPE_CHECKING:
     import datetime
@@ -246,7 +246,7 @@ class Task(Definition[P, R]):
         if self.isasync:
             return self._call_async(args, kwargs, wait_for, return_state)
         run = TaskRun(self.spec, args, kwargs, current_run.get(), current_flow_run(), wait_for)
-        attach(run, False)
+        _attach(run, False)
         drive_here(run)
         return _outcome(run, return_state)
 
@@ -254,7 +254,7 @@ class Task(Definition[P, R]):
         self, args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Any, return_state: bool
     ) -> Any:
         run = TaskRun(self.spec, args, kwargs, current_run.get(), current_flow_run(), wait_for)
-        attach(run, False)
+        _attach(run, False)
         await drive_async(run)
         return _outcome(run, return_state)
 
@@ -297,7 +297,7 @@ class Task(Definition[P, R]):
                 "deferred execution."
             )
         run = TaskRun(self.spec, args, kwargs, parent, flow, wait_for)
-        attach(run, True)
+        _attach(run, True)
         flow.submit(run, off_loop=return_state and self._blocks_own_loop(flow))
         future: TaskFuture[R] = TaskFuture(run)
         if return_state:
@@ -358,7 +358,7 @@ class Task(Definition[P, R]):
         for item in expanded:
             call_args, call_kwargs = to_call(item)
             run = TaskRun(spec, call_args, call_kwargs, parent, flow, wait_for)
-            attach(run, True)
+            _attach(run, True)
             submit(run, off_loop=off_loop)
             append(TaskFuture(run))
         if return_state:
@@ -518,3 +518,19 @@ def _cache_for(task: Task[Any, Any], name: str) -> TaskCache | CacheOnDemand | N
     from ._cache import build_cache
 
     return build_cache(task, name)
+
+
+def _attach(run: TaskRun, submitted: bool) -> None:
+    """Give a new run its transaction when it needs one (``_transactions.attach``). Until the
+    transactions module is loaded (by a transaction opened, or here for a task with commit or
+    rollback hooks or an isolation level), no run can need one, and it is not imported."""
+    module: Any = sys.modules.get("actorflow._transactions._transaction")
+    if module is None:
+        options = run.spec.owner.options
+        policy = getattr(run.spec.cache, "policy", None)
+        if not (options.on_commit or options.on_rollback) and (
+            policy is None or policy.isolation_level is None
+        ):
+            return
+        from ._transactions import _transaction as module
+    module.attach(run, submitted)

@@ -159,7 +159,8 @@ def test_importing_actorflow_leaves_optional_parts_unloaded() -> None:
         "def small():\n"
         "    return one()\n"
         "assert small() == 1\n"
-        "lazy = ['actorflow._cache', 'actorflow._queue', 'actorflow._runners', 'multiprocessing',"
+        "lazy = ['actorflow._cache', 'actorflow._queue', 'actorflow._runners',"
+        " 'actorflow._serving', 'actorflow._transactions', 'multiprocessing',"
         " 'sqlite3', 'pickle', 'trio', 'distributed', 'pydantic', 'greenlet']\n"
         "print([m for m in lazy if m in sys.modules])\n"
     )

@@ -1,6 +1,6 @@
 """Records in S3: a real S3 API (moto's server) on loopback, through obstore.
 
-Skipped only where the ``s3`` extra (obstore) or ``moto[server]`` is not installed.
+obstore and ``moto[server]`` come with the ``test`` extra: a missing one fails the run.
 """
 
 from __future__ import annotations
@@ -10,15 +10,14 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+import moto.server as moto_server
+import obstore
 import pytest
 
 from actorflow import task
 from actorflow.cache_policies import INPUTS
 from actorflow.results import ObjectStorage, decode_record
 from actorflow.testing import VirtualClock, use_clock
-
-obstore = pytest.importorskip("obstore")
-moto_server = pytest.importorskip("moto.server")
 
 
 @pytest.fixture(scope="module")

@@ -252,7 +252,6 @@ def test_shutdown_waits_for_queued_and_running_work() -> None:
         pool.submit(done.append, 3)
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_starts_its_own_worker_threads() -> None:
     @task
     def double(x: int) -> int:
@@ -331,7 +330,6 @@ def test_a_thread_that_cannot_start_loses_no_work() -> None:
     assert pool.statistics().threads == 0
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_forgets_the_threads_of_every_cache() -> None:
     from actorflow._core._pool import ThreadCache
 
@@ -588,7 +586,6 @@ print(os.waitstatus_to_exitcode(status))
 """
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_runs_flows_with_async_tasks() -> None:
     result = run_python(FORK_THEN_RUN, timeout=30)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -30,25 +30,6 @@ LoadExample = Callable[[str], ModuleType]
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def _missing(module: str, attr: str | None = None) -> bool:
-    """True when ``module`` (or ``module.attr``) cannot be imported."""
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return True
-    return attr is not None and not hasattr(mod, attr)
-
-
-no_caching = pytest.mark.skipif(
-    _missing("actorflow.cache_policies"), reason="caching (actorflow.cache_policies) not built yet"
-)
-no_dask_runner = pytest.mark.skipif(
-    _missing("actorflow.task_runners", "DaskTaskRunner") or _missing("distributed"),
-    reason="actorflow.task_runners.DaskTaskRunner (or distributed) not available yet",
-)
-no_obstore = pytest.mark.skipif(_missing("obstore"), reason="obstore (the s3 extra) not installed")
-
-
 @pytest.fixture
 def load_example(monkeypatch: pytest.MonkeyPatch) -> LoadExample:
     """Import ``examples/<name>.py`` afresh (its ``__main__`` block does not run), always under
@@ -146,7 +127,6 @@ def test_elevator_on_the_thread_pool(
 
 
 @pytest.mark.slow
-@no_dask_runner
 def test_elevator_on_dask_as_a_script() -> None:
     # A LocalCluster spawns worker processes, which re-import the script: run it for real.
     proc = run_script("elevator_dask", timeout=120)
@@ -266,7 +246,6 @@ def test_elevator_asyncio_as_a_script() -> None:
 
 
 # -- caching -----------------------------------------------------------------------------------
-@no_caching
 def test_cache_persist(load_example: LoadExample) -> None:
     home = Path(os.environ["ACTORFLOW_HOME"])  # a temporary directory (tests/conftest.py)
     assert load_example("cache_persist").main() == ["Completed", "Cached", "Completed"]
@@ -280,7 +259,6 @@ def test_transactions(load_example: LoadExample) -> None:
     }
 
 
-@no_caching
 def test_cache_expiration(load_example: LoadExample, capsys: pytest.CaptureFixture[str]) -> None:
     assert load_example("cache_expiration").main() == ["Completed", "Cached", "Completed"]
     assert capsys.readouterr().out.count("sleeping\n") == 2
@@ -289,8 +267,9 @@ def test_cache_expiration(load_example: LoadExample, capsys: pytest.CaptureFixtu
 @pytest.fixture
 def s3_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh bucket on moto's S3 server on loopback; AWS_* variables point at it."""
-    boto3 = pytest.importorskip("boto3")
-    server_module = pytest.importorskip("moto.server")
+    import boto3
+    import moto.server as server_module
+
     server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
@@ -314,8 +293,6 @@ def s3_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         server.stop()
 
 
-@no_caching
-@no_obstore
 def test_cache_s3_shared_between_machines(
     s3_bucket: str,
     load_example: LoadExample,

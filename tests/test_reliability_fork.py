@@ -8,12 +8,10 @@ and busy worker threads, and a flow in flight at the moment of the fork."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from support import child_env
 
 FORK_AFTER_EVERYTHING = r"""
@@ -98,7 +96,6 @@ print(json.dumps({"parent": parent, "status": os.waitstatus_to_exitcode(status)}
 """
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_child_forked_after_everything_was_used_runs_sync_and_async_flows(
     tmp_path: Path,
 ) -> None:

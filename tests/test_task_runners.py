@@ -28,8 +28,8 @@ REMOTE = ["processes", "dask"]
 
 @pytest.fixture(scope="module")
 def dask_cluster() -> Iterator[Any]:
-    distributed = pytest.importorskip("distributed")
     import dask
+    import distributed
 
     # As the runner does for clusters it starts: a task whose worker died is not re-run by
     # the scheduler, so that the run's own retries decide. (``dashboard_address=None`` would

@@ -33,7 +33,7 @@ from typing import Any, Literal, TypeVar, final
 
 import attrs
 
-from ._core import Loop, current_loop, drive_async, runtime, to_thread
+from ._core import Loop, call_off_loop, current_loop, drive_async, runtime, to_thread
 from ._journal._registry import current as current_journal
 
 __all__ = [
@@ -243,26 +243,15 @@ def _close_all(timeout: float) -> list[str]:
 async def _on_own_thread(fn: Callable[..., T], *args: Any) -> T:
     """``fn(*args)`` on a thread of its own, joined before returning: stopping actorflow's
     threads cannot use them."""
-    loop = current_loop()
-    event = loop.new_event()
-    box: list[tuple[bool, Any]] = []
+    threads: list[threading.Thread] = []
 
-    def main() -> None:
-        try:
-            box.append((True, fn(*args)))
-        except BaseException as exc:  # handed to the waiter
-            box.append((False, exc))
-        finally:
-            loop.call_soon_threadsafe(event.set)
+    def start(work: Callable[[], None]) -> None:
+        threads.append(threading.Thread(target=work, name="actorflow-stop", daemon=True))
+        threads[0].start()
 
-    thread = threading.Thread(target=main, name="actorflow-stop", daemon=True)
-    thread.start()
-    await event.wait()
-    thread.join()
-    ok, value = box[0]
-    if not ok:
-        raise value
-    return value  # type: ignore[no-any-return]  # fn's value
+    value = await call_off_loop(start, fn, *args)
+    threads[0].join()
+    return value
 
 
 @final

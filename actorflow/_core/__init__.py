@@ -7,6 +7,7 @@ from ._actor import Actor as Actor
 from ._actor import ActorStatistics as ActorStatistics
 from ._actor import Cancel as Cancel
 from ._bridge import LoopGroup as LoopGroup
+from ._bridge import call_off_loop as call_off_loop
 from ._bridge import run_coroutine_sync as run_coroutine_sync
 from ._bridge import to_thread as to_thread
 from ._callables import Signature as Signature

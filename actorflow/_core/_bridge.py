@@ -59,6 +59,14 @@ async def to_thread(fn: Callable[..., T], *args: Any) -> T:
     A hop through the pool costs a fraction of ``anyio.to_thread``'s. If the waiter is
     cancelled the call still finishes (a record write or a lock is never left half done).
     """
+    return await call_off_loop(runtime.default_pool().submit, fn, *args)
+
+
+async def call_off_loop(
+    start: Callable[[Callable[[], None]], object], fn: Callable[..., T], *args: Any
+) -> T:
+    """``fn(*args)`` on the thread ``start(work)`` hands ``work`` to, awaited without blocking
+    the event loop: its value, or its exception raised here."""
     loop = current_loop()
     event = loop.new_event()
     box: list[tuple[bool, Any]] = []
@@ -71,7 +79,7 @@ async def to_thread(fn: Callable[..., T], *args: Any) -> T:
         finally:
             loop.call_soon_threadsafe(event.set)
 
-    runtime.default_pool().submit(work)
+    start(work)
     await event.wait()
     ok, value = box[0]
     if not ok:

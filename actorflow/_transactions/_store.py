@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any, final
 
 import anyio
@@ -294,21 +295,25 @@ class ResultStore:
         deadline = None if timeout is None else time.monotonic() + timeout
         if not manager.acquire_lock(key, holder, acquire_timeout=timeout):
             return False
-        delay = 0.002
-        storage = self.storage
-        while True:
-            handle = storage.try_lock(check_path(key))
-            if handle is not None:
-                with self._handles_lock:
-                    self._handles[key, holder] = handle
-                _held_here().add(key)
-                return True
+        delays = _backoff()
+        while not self._take_storage_lock(key, holder):
             if deadline is not None and time.monotonic() >= deadline:
                 manager.release_lock(key, holder)
                 return False
             with blocking_region():
-                time.sleep(delay)
-            delay = min(delay * 2, 0.1)
+                time.sleep(next(delays))
+        return True
+
+    def _take_storage_lock(self, key: str, holder: str) -> bool:
+        """Try the storage's lock on ``key`` once (other processes hold it too); kept for
+        ``holder`` when taken."""
+        handle = self.storage.try_lock(check_path(key))
+        if handle is None:
+            return False
+        with self._handles_lock:
+            self._handles[key, holder] = handle
+        _held_here().add(key)
+        return True
 
     async def aacquire_lock(
         self,
@@ -325,20 +330,13 @@ class ResultStore:
             held = manager.acquire_lock(key, holder, acquire_timeout=0)
         if not held:
             return False
-        delay = 0.002
-        storage = self.storage
-        while True:
-            handle = storage.try_lock(check_path(key))
-            if handle is not None:
-                with self._handles_lock:
-                    self._handles[key, holder] = handle
-                _held_here().add(key)
-                return True
+        delays = _backoff()
+        while not self._take_storage_lock(key, holder):
             if deadline is not None and time.monotonic() >= deadline:
                 manager.release_lock(key, holder)
                 return False
-            await anyio.sleep(delay)
-            delay = min(delay * 2, 0.1)
+            await anyio.sleep(next(delays))
+        return True
 
     def release_lock(self, key: str, holder: str) -> None:
         _held_here().discard(key)
@@ -353,3 +351,11 @@ class ResultStore:
 
     def is_lock_holder(self, key: str, holder: str) -> bool:
         return bool(self._need_manager().is_lock_holder(key, holder))
+
+
+def _backoff() -> Iterator[float]:
+    """Seconds between tries of a storage lock another process holds: 2 ms, doubling to 0.1 s."""
+    delay = 0.002
+    while True:
+        yield delay
+        delay = min(delay * 2, 0.1)

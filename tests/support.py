@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 import actorflow
 
@@ -33,3 +38,34 @@ def run_python(
         timeout=timeout,
         check=False,
     )
+
+
+#: The Redis that `.ci/run` makes sure runs on loopback.
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@contextlib.contextmanager
+def isolated_queue(broker: str, monkeypatch: pytest.MonkeyPatch, **settings: str) -> Iterator[str]:
+    """The background queue on ``broker`` ("sqlite" or "redis") for one test, in a namespace of
+    its own (the SQLite file lives in the test's ACTORFLOW_HOME), with queue ``settings`` as
+    environment variables; the queue's clients are reset and its Redis keys deleted after."""
+    from actorflow._queue import reset
+
+    namespace = f"test-{uuid.uuid4().hex}"
+    if broker == "redis":
+        monkeypatch.setenv("ACTORFLOW_BROKER_URL", REDIS_URL)
+    monkeypatch.setenv("ACTORFLOW_QUEUE_NAMESPACE", namespace)
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    try:
+        yield broker
+    finally:
+        reset()
+        if broker == "redis":
+            import redis
+
+            r = redis.Redis.from_url(REDIS_URL)
+            keys = list(r.scan_iter(match=f"af:{{{namespace}}}:*", count=1000))
+            if keys:
+                r.delete(*keys)
+            r.close()

@@ -15,43 +15,29 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import background_tasks as bt
 import pytest
+from support import isolated_queue
 
 from actorflow import RunRecorder
-from actorflow._queue import BackgroundTaskFuture, broker, client, reset
+from actorflow._queue import BackgroundTaskFuture, broker, client
 from actorflow._queue._broker import Delivery, Record
 from actorflow.exceptions import CrashedRun, UnfinishedRun
 from actorflow.futures import PrefectDistributedFuture
 from actorflow.task_worker import TaskWorker, serve
 
 TESTS = Path(__file__).resolve().parent
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture(params=["sqlite", "redis"])
 def queue(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The broker under test, isolated: its own SQLite file, or its own Redis namespace."""
-    namespace = f"test-{uuid.uuid4().hex}"
-    if request.param == "redis":
-        monkeypatch.setenv("ACTORFLOW_BROKER_URL", REDIS_URL)
-    monkeypatch.setenv("ACTORFLOW_QUEUE_NAMESPACE", namespace)
-    monkeypatch.setenv("ACTORFLOW_QUEUE_LEASE", "1.0")
-    yield request.param
-    reset()
-    if request.param == "redis":
-        import redis
-
-        r = redis.Redis.from_url(REDIS_URL)
-        keys = list(r.scan_iter(match=f"af:{{{namespace}}}:*", count=1000))
-        if keys:
-            r.delete(*keys)
-        r.close()
+    with isolated_queue(request.param, monkeypatch, ACTORFLOW_QUEUE_LEASE="1.0") as broker_name:
+        yield broker_name
 
 
 @contextlib.contextmanager

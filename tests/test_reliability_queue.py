@@ -37,14 +37,13 @@ from typing import Any
 
 import pytest
 import reliability_queue_tasks as rq
-from support import child_env
+from support import child_env, isolated_queue
 
 from actorflow._queue import BackgroundTaskFuture, broker, client, reset
 from actorflow.exceptions import BrokerUnavailable
 from actorflow.journal import Journal
 
 TESTS = Path(__file__).resolve().parent
-REDIS_URL = "redis://127.0.0.1:6379/0"
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
 
 
@@ -54,23 +53,14 @@ def queue(
 ) -> Iterator[str]:
     """The broker under test, isolated (its own SQLite file or Redis namespace), with leases
     of one second so that a dead worker's runs are redelivered quickly."""
-    namespace = f"test-{uuid.uuid4().hex}"
-    if request.param == "redis":
-        monkeypatch.setenv("ACTORFLOW_BROKER_URL", REDIS_URL)
-    monkeypatch.setenv("ACTORFLOW_QUEUE_NAMESPACE", namespace)
-    monkeypatch.setenv("ACTORFLOW_QUEUE_LEASE", "1.0")
-    monkeypatch.setenv("ACTORFLOW_QUEUE_MAX_DELIVERIES", "50")
-    monkeypatch.setenv("ACTORFLOW_QUEUE_SQLITE_SYNC", "NORMAL")  # survives a killed process
-    yield request.param
-    reset()
-    if request.param == "redis":
-        import redis
-
-        r = redis.Redis.from_url(REDIS_URL)
-        keys = list(r.scan_iter(match=f"af:{{{namespace}}}:*", count=1000))
-        if keys:
-            r.delete(*keys)
-        r.close()
+    with isolated_queue(
+        request.param,
+        monkeypatch,
+        ACTORFLOW_QUEUE_LEASE="1.0",
+        ACTORFLOW_QUEUE_MAX_DELIVERIES="50",
+        ACTORFLOW_QUEUE_SQLITE_SYNC="NORMAL",  # survives a killed process
+    ) as broker_name:
+        yield broker_name
 
 
 def start_worker(

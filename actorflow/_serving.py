@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal, TypeVar, final
@@ -34,7 +33,7 @@ from typing import Any, Literal, TypeVar, final
 import attrs
 
 from ._core import Loop, call_off_loop, current_loop, drive_async, runtime, to_thread
-from ._journal._registry import current as current_journal
+from ._signals import write_out
 
 __all__ = [
     "Service",
@@ -231,12 +230,7 @@ def _close_all(timeout: float) -> list[str]:
     are written and the queue clients' threads stop; the run journal writes what it holds (it
     stays open: it is the process's); then the runtime's loop, pools and threads stop. The
     names of threads still busy."""
-    queue = sys.modules.get("actorflow._queue._client")
-    if queue is not None:  # the background queue was used: its senders flush and stop
-        queue.close_clients()
-    journal = current_journal()
-    if journal is not None:
-        journal.flush()
+    write_out(close_journal=False)
     return runtime.close(timeout)
 
 

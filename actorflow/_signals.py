@@ -32,7 +32,7 @@ from typing import Any, final
 
 from ._core import FlowRun, TerminationSignal, current_loop, runtime
 
-__all__ = ["async_flow_signals", "sync_flow_signals"]
+__all__ = ["async_flow_signals", "sync_flow_signals", "write_out"]
 
 # Every top-level flow call installs and restores the handlers: through the C module under
 # ``signal``, whose functions take and give plain ints, without the enum conversions of
@@ -102,21 +102,25 @@ class _Handlers:
         effect it would have had without the flows (by default: the process ends)."""
         self.sync_flows, self.async_flows = 0, {}
         self.restore()
-        _write_out()  # a process killed by the signal runs no atexit: nothing recorded is lost
+        write_out(close_journal=True)  # killed by the signal, the process runs no atexit
         os.kill(os.getpid(), signum)
 
 
-def _write_out() -> None:
-    """What the run journal and the background queue hold is written now, before the signal
-    ends the process."""
+def write_out(*, close_journal: bool) -> None:
+    """Write what the process holds before it stops running flows: runs handed to ``.delay()``
+    reach the broker (the queue's sender threads stop), and the run journal writes its queue
+    (and, with ``close_journal``, stops its writer: the process is about to end). Also what a
+    stopping service does (``actorflow.serving``)."""
     queue = sys.modules.get("actorflow._queue._client")
-    if queue is not None:  # runs handed to .delay() reach the broker
+    if queue is not None:  # loaded only if the queue was used
         queue.close_clients()
-    journal = sys.modules.get("actorflow._journal._registry")
+    registry = sys.modules.get("actorflow._journal._registry")
+    journal = None if registry is None else registry.current()
     if journal is not None:
-        current = journal.current()
-        if current is not None:
-            current.close()
+        if close_journal:
+            journal.close()
+        else:
+            journal.flush()
 
 
 def _handlers() -> _Handlers:

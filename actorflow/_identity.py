@@ -15,30 +15,17 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
-import itertools
 import os
 import sys
 import types
 from collections.abc import Callable
 from typing import Any, final
 
-from ._core import runtime
+from ._core import new_id
 
 __all__ = ["TaskIdentity", "import_name", "task_identity"]
 
 _MAIN_NAMES = ("__main__", "__mp_main__")
-
-
-def _new_process_token() -> None:
-    global _process_token, _counter
-    _process_token = os.urandom(8).hex()
-    _counter = itertools.count(1)
-
-
-_process_token = ""
-_counter = itertools.count(1)
-_new_process_token()
-runtime.at_fork(_new_process_token)  # a forked child must not reuse its parent's tokens
 
 
 def import_name(module: str | None) -> str:
@@ -86,7 +73,7 @@ class TaskIdentity:
         self._source: str | None = None
         #: A token unique to this identity object in this process (and never equal to one of
         #: another process): it stands for bound values that cannot be hashed stably.
-        self.local_token = f"local:{_process_token}:{next(_counter)}"
+        self.local_token = f"local:{new_id():032x}"
 
     def source(self) -> str:
         """The function's source (read on first use: it costs a file read)."""

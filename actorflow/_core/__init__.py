@@ -93,6 +93,7 @@ from ._retries import exponential_backoff as exponential_backoff
 from ._runner import TaskRunner as TaskRunner
 from ._runner import ThreadPoolTaskRunner as ThreadPoolTaskRunner
 from ._runtime import Runtime as Runtime
+from ._runtime import new_id as new_id
 from ._runtime import runtime as runtime
 from ._spawn import Loop as Loop
 from ._spawn import current_backend as current_backend

@@ -12,7 +12,6 @@ producer, keyed by its ``reply`` token), so waiting costs no polling of records.
 from __future__ import annotations
 
 import atexit
-import itertools
 import logging
 import os
 import pickle
@@ -28,6 +27,7 @@ from .._core import (
     StateType,
     TaskSpec,
     TransitionEvent,
+    new_id,
     observers,
     runtime,
 )
@@ -100,21 +100,10 @@ def dump_arguments(
     raise TypeError(f"Cannot delay task {task.name!r}: its arguments cannot be serialized: {error}")
 
 
-def _new_id_prefix() -> None:
-    global _id_prefix, _id_counter
-    _id_prefix = os.urandom(8).hex()
-    _id_counter = itertools.count(1)
-
-
-_id_prefix = ""
-_id_counter = itertools.count(1)
-_new_id_prefix()
-runtime.at_fork(_new_id_prefix)
-
-
 def new_run_id() -> str:
-    """32 hex digits: this process's random half, then a counter (no system call per run)."""
-    return f"{_id_prefix}{next(_id_counter):016x}"
+    """32 hex digits: a run id of this process (``new_id``: its random half, then a counter,
+    renewed in a forked child), the same a task run made here would have."""
+    return f"{new_id():032x}"
 
 
 # -- the client: sender and watcher ---------------------------------------------------------------

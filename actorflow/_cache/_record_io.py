@@ -93,13 +93,7 @@ class RecordIO:
 
     def write(self, slot: Slot, value: Any) -> Any:
         """Persist ``value`` under the slot's key (in async runs, an awaitable)."""
-        try:
-            fmt, payload = slot.serializer.dumps(value)
-        except Exception as exc:
-            raise SerializationError(f"{type(exc).__name__}: {exc}") from exc
-        now = current_clock().time()
-        expires = None if slot.expires_in is None else now + slot.expires_in
-        data = encode_record(slot.path, fmt, payload, now, expires)
+        data, expires, fmt, payload = slot_record(slot, value)
         if slot.is_async:
             return offload(self._write_storage, slot, data, expires, fmt, value, payload)
         return self._write_storage(slot, data, expires, fmt, value, payload)
@@ -146,3 +140,15 @@ def _unusable(slot: Slot, why: str) -> tuple[bool, Any]:
         why,
     )
     return MISS
+
+
+def slot_record(slot: Slot, value: Any) -> tuple[bytes, float | None, str, bytes]:
+    """``value`` as the record of ``slot``: ``(record bytes, expiry, format, payload)``. A
+    value the serializer refuses raises :class:`SerializationError`."""
+    try:
+        fmt, payload = slot.serializer.dumps(value)
+    except Exception as exc:
+        raise SerializationError(f"{type(exc).__name__}: {exc}") from exc
+    now = current_clock().time()
+    expires = None if slot.expires_in is None else now + slot.expires_in
+    return encode_record(slot.path, fmt, payload, now, expires), expires, fmt, payload

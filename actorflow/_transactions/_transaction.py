@@ -31,7 +31,6 @@ from .._core import (
     ConfigurationError,
     MissingContextError,
     SerializationError,
-    current_clock,
     current_run,
     get_run_logger,
     logger_for,
@@ -713,14 +712,9 @@ class AsyncTransaction(Transaction):
 
 def _slot_record(slot: Any, value: Any) -> Any:
     """A task run's staged record, encoded as the cache encodes it."""
-    from .._cache._records import encode_record
+    from .._cache._record_io import slot_record
 
-    try:
-        fmt, payload = slot.serializer.dumps(value)
-    except Exception as exc:
-        raise SerializationError(f"{type(exc).__name__}: {exc}") from exc
-    now = current_clock().time()
-    expires = None if slot.expires_in is None else now + slot.expires_in
+    data, expires, fmt, payload = slot_record(slot, value)
 
     def after() -> None:
         if slot.in_memory:
@@ -728,7 +722,7 @@ def _slot_record(slot: Any, value: Any) -> Any:
         else:
             slot.shared.forget(slot.path)
 
-    return (slot.storage, slot.path, encode_record(slot.path, fmt, payload, now, expires), after)
+    return (slot.storage, slot.path, data, after)
 
 
 def _write_batch(items: list[Any]) -> None:

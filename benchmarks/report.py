@@ -104,6 +104,15 @@ def _largest_common(ms: Sequence[Measurement], workload: str, a: str, b: str) ->
     return max(common) if common else None
 
 
+def _absolute(workload: str, us: float) -> str:
+    """A cost per item as its target reads: a latency, a rate of background runs, or µs."""
+    if workload == "queue-latency":
+        return f"{us / 1000:.2f} ms"
+    if workload == "queue":
+        return f"{1e6 / us:,.0f} runs/s"
+    return f"{us:.1f} µs"
+
+
 def targets(ms: Sequence[Measurement]) -> list[dict[str, Any]]:
     """Each goal of the issue, judged at the largest N where both sides ran."""
     index = _index(ms)
@@ -118,23 +127,14 @@ def targets(ms: Sequence[Measurement]) -> list[dict[str, Any]]:
             continue
         ratio = _us(index[t.workload, t.impl, n]) / _us(index[t.workload, t.baseline, n])
         out.append(_verdict(t.label, ratio <= t.limit, n, f"{ratio:.2f}x", ratio=ratio))
-    for label, workload, impl, most in QUEUE_TARGETS:
+    for label, workload, impl, most in (*QUEUE_TARGETS, *COST_TARGETS):
         sizes = [n for (w, i, n) in index if w == workload and i == impl]
         if not sizes:
             out.append(_verdict(label, None, None, "not measured"))
             continue
         n = max(sizes)
         us = _us(index[workload, impl, n])
-        note = f"{us / 1000:.2f} ms" if "latency" in workload else f"{1e6 / us:,.0f} runs/s"
-        out.append(_verdict(label, us <= most, n, note, ratio=us))
-    for label, workload, impl, most in COST_TARGETS:
-        sizes = [n for (w, i, n) in index if w == workload and i == impl]
-        if not sizes:
-            out.append(_verdict(label, None, None, "not measured"))
-            continue
-        n = max(sizes)
-        us = _us(index[workload, impl, n])
-        out.append(_verdict(label, us <= most, n, f"{us:.1f} µs", ratio=us))
+        out.append(_verdict(label, us <= most, n, _absolute(workload, us), ratio=us))
     # Memory of map at the largest N measured with a memory figure.
     mem = [
         m

@@ -3,6 +3,7 @@ SQLite (``$ACTORFLOW_HOME/journal.db`` by default; see ``docs/journal.md``)."""
 
 from ._core import fixup_module_metadata as _fixup_module_metadata
 from ._journal._records import FlowRunSummary as FlowRunSummary
+from ._journal._records import JournalStatistics as JournalStatistics
 from ._journal._records import LogRecord as LogRecord
 from ._journal._records import RunRecord as RunRecord
 from ._journal._records import TransitionRecord as TransitionRecord
@@ -14,7 +15,6 @@ from ._journal._registry import enable as enable
 from ._journal._registry import open_journal as open_journal
 from ._journal._registry import subscribe as subscribe
 from ._journal._store import Journal as Journal
-from ._journal._store import JournalStatistics as JournalStatistics
 
 __all__ = (
     "FlowRunSummary",

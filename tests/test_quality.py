@@ -147,9 +147,36 @@ def test_no_import_cycle() -> None:
     )
 
 
-def test_importing_actorflow_leaves_optional_parts_unloaded() -> None:
-    # Start-up pays only for what a first flow run needs: the caches (for flows that do not
-    # persist results), runners, queue and their libraries load when used.
+#: What a first flow run (with a task) must not load, journal or not: the caches (for flows that
+#: do not persist results), runners, queue, their libraries, and what only some runs need.
+_LAZY = [
+    "actorflow._cache",
+    "actorflow._queue",
+    "actorflow._runners",
+    "actorflow._serving",
+    "actorflow._transactions",
+    "actorflow._journal._records",
+    "actorflow._journal._ui",
+    "multiprocessing",
+    "pickle",
+    "trio",
+    "distributed",
+    "pydantic",
+    "greenlet",
+    "pathlib",
+    "urllib.parse",
+    "shutil",
+]
+#: And with the journal off: the journal's store and its libraries too.
+_LAZY_WITHOUT_JOURNAL = [
+    "actorflow._journal._store",
+    "actorflow._journal._queries",
+    "sqlite3",
+    "orjson",
+]
+
+
+def _modules_a_first_run_loads(journal: str, home: Path) -> list[str]:
     code = (
         "import sys, actorflow\n"
         "@actorflow.task\n"
@@ -159,16 +186,26 @@ def test_importing_actorflow_leaves_optional_parts_unloaded() -> None:
         "def small():\n"
         "    return one()\n"
         "assert small() == 1\n"
-        "lazy = ['actorflow._cache', 'actorflow._queue', 'actorflow._runners',"
-        " 'actorflow._serving', 'actorflow._transactions', 'multiprocessing',"
-        " 'sqlite3', 'pickle', 'trio', 'distributed', 'pydantic', 'greenlet']\n"
-        "print([m for m in lazy if m in sys.modules])\n"
+        "print(' '.join(sorted(sys.modules)))\n"
     )
+    env = {**os.environ, "ACTORFLOW_JOURNAL": journal, "ACTORFLOW_HOME": str(home)}
     out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "ACTORFLOW_JOURNAL": "off"},
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     ).stdout
-    assert out.strip() == "[]", out
+    return out.split()
+
+
+def test_importing_actorflow_leaves_optional_parts_unloaded(tmp_path: Path) -> None:
+    # Start-up pays only for what a first flow run needs.
+    loaded = _modules_a_first_run_loads("off", tmp_path)
+    assert "actorflow._flows" in loaded  # the check sees what was loaded
+    lazy = _LAZY + _LAZY_WITHOUT_JOURNAL
+    assert [m for m in lazy if m in loaded] == []
+
+
+def test_a_journaled_first_run_loads_only_the_journal_writer(tmp_path: Path) -> None:
+    # The journal (on by default) loads its writer at the first run, not its readers' records.
+    loaded = _modules_a_first_run_loads("on", tmp_path)
+    assert "actorflow._journal._store" in loaded and "sqlite3" in loaded
+    assert (tmp_path / "journal.db").is_file()
+    assert [m for m in _LAZY if m in loaded] == []

@@ -10,7 +10,6 @@ terminal.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 from typing import IO, Any, final
@@ -138,6 +137,8 @@ class Progress:
             if t["running"]:
                 part += f" {t['running']} running"
             line += part
+        import shutil  # here: shutil loads its archive modules, not worth it for a journal
+
         width = shutil.get_terminal_size((120, 24)).columns - 1
         if len(line) > width:  # one line, never wrapped: a wrapped line cannot be redrawn
             line = line[: max(width - 1, 0)] + "…"

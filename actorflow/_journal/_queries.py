@@ -12,12 +12,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import orjson
 
-from ._records import FlowRunSummary, LogRecord, RunRecord, TransitionRecord, hex_of, uuid_text
+if TYPE_CHECKING:  # imported by the readers that make them: a writing process never loads them
+    from ._records import FlowRunSummary, LogRecord, RunRecord
 
 __all__ = ["JournalReader"]
 
@@ -51,6 +52,8 @@ class JournalReader:
             return self._db.execute(sql, args).fetchall()
 
     def _record(self, row: tuple[Any, ...], history: bool = False) -> RunRecord:
+        from ._records import RunRecord, TransitionRecord, uuid_text
+
         (id_, kind, name, spec_name, task_key, flow_id, parent_id, tags, parameters,
          upstream, run_count, state_type, state_name, created, start, end, host, pid,
          ended, history_text, earlier_text) = row  # fmt: skip
@@ -103,6 +106,8 @@ class JournalReader:
         "flow"), ``state`` (state types or names: ``"FAILED"``, ``"Cached"``), ``name`` (the
         task's or flow's name), and creation time (``since`` / ``until``, Unix seconds).
         ``limit`` keeps the newest. ``history`` also loads each run's transitions."""
+        from ._records import hex_of
+
         where: list[str] = []
         args: list[Any] = []
         if flow_run_id is not None:
@@ -138,6 +143,8 @@ class JournalReader:
     def run(self, run_id: Any) -> RunRecord:
         """One run with its transitions and log lines. Raises ``KeyError`` naming an id that
         is not in the journal."""
+        from ._records import LogRecord, hex_of, uuid_text
+
         key = hex_of(run_id)
         rows = self._rows(f"SELECT {_RUN_COLUMNS} FROM {_RUN_FROM} WHERE r.id = ?", (key,))
         if not rows:
@@ -172,6 +179,8 @@ class JournalReader:
 
     def logs(self, run_ids: Iterable[Any]) -> list[LogRecord]:
         """The log lines of the given runs, in the order they were written."""
+        from ._records import LogRecord, hex_of, uuid_text
+
         keys = [hex_of(r) for r in run_ids]
         out: list[LogRecord] = []
         for start in range(0, len(keys), 500):
@@ -190,6 +199,8 @@ class JournalReader:
         self, *, limit: int = 20, state: str | Iterable[str] | None = None, name: str | None = None
     ) -> list[FlowRunSummary]:
         """The newest flow runs (oldest first), each with its task runs counted by state."""
+        from ._records import FlowRunSummary, hex_of
+
         runs = self.runs(kind="flow", state=state, name=name, limit=limit)
         if not runs:
             return []

@@ -116,3 +116,21 @@ class FlowRunSummary:
         out = self.run.to_dict()
         out["task_runs"] = dict(self.task_runs)
         return out
+
+
+@attrs.frozen
+class JournalStatistics:
+    #: Events waiting for the writer.
+    queued: int
+    #: Runs seen and not yet ended (their rows are kept until they end).
+    unfinished_runs: int
+    #: Batches written so far.
+    batches: int
+    writer_running: bool
+    #: Records of runs (and log lines) a failed write left to the next batch: kept in memory
+    #: while the database cannot be written (a full disk), up to ``MAX_UNWRITTEN`` each.
+    unwritten: int = 0
+    #: Records given up because more than ``MAX_UNWRITTEN`` were waiting.
+    dropped: int = 0
+    #: Why the last write failed, while writes fail (``None`` once one succeeds again).
+    write_error: str | None = None

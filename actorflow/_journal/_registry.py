@@ -14,12 +14,13 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
 from .._core import StateType, TransitionEvent, add_sink, event_for, remove_sink
 
 if TYPE_CHECKING:  # imported at first use: sqlite3 is not worth loading with actorflow
+    from pathlib import Path
+
     from ._store import Journal
 
 __all__ = [
@@ -46,8 +47,14 @@ _pending: tuple[str, float] | None = None
 
 def default_path() -> Path:
     """``$ACTORFLOW_HOME/journal.db`` (``~/.actorflow/journal.db`` by default), read at each use."""
+    from pathlib import Path  # here: pathlib (and the urllib.parse it loads) is slow to import
+
+    return Path(_default_file())
+
+
+def _default_file() -> str:
     home = os.environ.get("ACTORFLOW_HOME") or "~/.actorflow"
-    return Path(home).expanduser() / "journal.db"
+    return os.path.join(os.path.expanduser(home), "journal.db")
 
 
 def _path_from_setting(value: str) -> str | None:
@@ -55,7 +62,7 @@ def _path_from_setting(value: str) -> str | None:
     if text.lower() in _OFF:
         return None
     if text.lower() in _ON:
-        return str(default_path())
+        return _default_file()
     return text
 
 
@@ -118,7 +125,7 @@ def enable(
             journal = path
         else:
             journal = Journal(
-                default_path() if path is None else path, interval=interval, progress=progress
+                _default_file() if path is None else path, interval=interval, progress=progress
             )
         _attach(journal)
         return journal

@@ -20,17 +20,18 @@ import threading
 import time
 import traceback
 from collections import deque
-from pathlib import Path
-from typing import Any, final
+from typing import TYPE_CHECKING, Any, final
 
-import attrs
 import orjson
 
 from .._core import Actor, StateType
 from ._progress import Progress, progress_from_environment
 from ._queries import JournalReader
 
-__all__ = ["Journal", "JournalStatistics"]
+if TYPE_CHECKING:
+    from ._records import JournalStatistics
+
+__all__ = ["Journal"]
 
 #: The layout of the tables below, kept in the database's ``user_version``.
 SCHEMA_VERSION = 1
@@ -138,24 +139,6 @@ def _summary(value: Any) -> str:
     return text if len(text) <= _SUMMARY_CHARS else text[: _SUMMARY_CHARS - 3] + "..."
 
 
-@attrs.frozen
-class JournalStatistics:
-    #: Events waiting for the writer.
-    queued: int
-    #: Runs seen and not yet ended (their rows are kept until they end).
-    unfinished_runs: int
-    #: Batches written so far.
-    batches: int
-    writer_running: bool
-    #: Records of runs (and log lines) a failed write left to the next batch: kept in memory
-    #: while the database cannot be written (a full disk), up to ``MAX_UNWRITTEN`` each.
-    unwritten: int = 0
-    #: Records given up because more than ``MAX_UNWRITTEN`` were waiting.
-    dropped: int = 0
-    #: Why the last write failed, while writes fail (``None`` once one succeeds again).
-    write_error: str | None = None
-
-
 @final
 class Journal(JournalReader):
     """A run journal backed by SQLite at ``path`` (``":memory:"`` for one in this process).
@@ -215,7 +198,7 @@ class Journal(JournalReader):
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Journal:
         """Read the journal at ``path`` (written by this or another process)."""
-        if not Path(path).is_file():
+        if not os.path.isfile(path):
             raise FileNotFoundError(
                 f"no run journal at {os.fspath(path)!r}: runs are journaled to "
                 "$ACTORFLOW_HOME/journal.db (~/.actorflow/journal.db) unless "
@@ -246,8 +229,9 @@ class Journal(JournalReader):
 
     def _connect(self) -> None:
         memory = self.path == ":memory:"
-        if not memory:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        folder = os.path.dirname(self.path)
+        if not memory and folder:
+            os.makedirs(folder, exist_ok=True)
         db = self._open_db(memory)
         version = db.execute("PRAGMA user_version").fetchone()[0]
         columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
@@ -489,6 +473,8 @@ class Journal(JournalReader):
 
     def statistics(self) -> JournalStatistics:
         """What is queued and in flight (a frozen record)."""
+        from ._records import JournalStatistics
+
         return JournalStatistics(
             queued=len(self._queue),
             unfinished_runs=len(self._live),

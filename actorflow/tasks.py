@@ -3,10 +3,10 @@
 
 from typing import TYPE_CHECKING, Any
 
+from . import Task as Task  # through the package: it loads tasks, and names their home
+from . import task as task
 from ._core import exponential_backoff as exponential_backoff
 from ._core import fixup_module_metadata as _fixup_module_metadata
-from ._tasks import Task as Task
-from ._tasks import task as task
 
 if TYPE_CHECKING:
     from ._cache._policies import task_input_hash as task_input_hash

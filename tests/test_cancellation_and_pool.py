@@ -208,7 +208,8 @@ def test_parked_threads_exit_after_their_idle_timeout() -> None:
 
 
 def test_drain_ends_parked_threads_now_and_busy_ones_when_their_work_ends() -> None:
-    from actorflow._core._pool import ThreadCache, ThreadCacheStatistics
+    from actorflow._core._pool import ThreadCache
+    from actorflow._core._statistics import ThreadCacheStatistics
 
     cache = ThreadCache(idle_timeout=60, name="actorflow-test-drain")
     pool = WorkerPool(max_workers=2, name="actorflow-test-drain-pool", threads=cache)

@@ -3,8 +3,9 @@
 Modules above the core use only what this module exports; the core imports nothing above it.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._actor import Actor as Actor
-from ._actor import ActorStatistics as ActorStatistics
 from ._actor import Cancel as Cancel
 from ._bridge import LoopGroup as LoopGroup
 from ._bridge import call_off_loop as call_off_loop
@@ -62,7 +63,6 @@ from ._exceptions import UpstreamTaskError as UpstreamTaskError
 from ._exports import fixup_module_metadata as fixup_module_metadata
 from ._flow_run import NOT_RETURNED as NOT_RETURNED
 from ._flow_run import FlowRun as FlowRun
-from ._flow_run import SupervisorStatistics as SupervisorStatistics
 from ._flow_run import current_flow_run as current_flow_run
 from ._futures import DoneAndNotDoneFutures as DoneAndNotDoneFutures
 from ._futures import TaskFuture as TaskFuture
@@ -72,7 +72,6 @@ from ._futures import wait as wait
 from ._generators import iterate_async_run as iterate_async_run
 from ._generators import iterate_run as iterate_run
 from ._interrupt import call_with_deadline as call_with_deadline
-from ._pool import PoolStatistics as PoolStatistics
 from ._pool import WorkerPool as WorkerPool
 from ._pool import blocking_region as blocking_region
 from ._records import RunRecorder as RunRecorder
@@ -101,7 +100,6 @@ from ._spawn import current_loop as current_loop
 from ._specs import FlowSpec as FlowSpec
 from ._specs import RunCache as RunCache
 from ._specs import RunSpec as RunSpec
-from ._specs import TaskSpec as TaskSpec
 from ._states import AwaitingConcurrencySlot as AwaitingConcurrencySlot
 from ._states import AwaitingRetry as AwaitingRetry
 from ._states import Cached as Cached
@@ -139,4 +137,31 @@ class _NotSet:
 
 NOT_SET = _NotSet()
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+if TYPE_CHECKING:
+    from ._statistics import ActorStatistics as ActorStatistics
+    from ._statistics import PoolStatistics as PoolStatistics
+    from ._statistics import SupervisorStatistics as SupervisorStatistics
+    from ._task_spec import TaskSpec as TaskSpec
+
+#: Made when first asked for: a first flow run needs no statistics, nor (without tasks) the task
+#: spec, and their attrs classes are a good part of the core's import.
+_STATISTICS = ("ActorStatistics", "PoolStatistics", "SupervisorStatistics")
+
+__all__ = sorted(
+    [n for n in dir() if not n.startswith("_") and n not in ("TYPE_CHECKING", "Any")]
+    + [*_STATISTICS, "TaskSpec"]
+)
+
+
+def __getattr__(name: str) -> Any:
+    value: Any
+    if name == "TaskSpec":
+        from ._task_spec import TaskSpec as value
+    elif name in _STATISTICS:
+        from . import _statistics
+
+        value = getattr(_statistics, name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value

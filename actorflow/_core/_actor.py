@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     import uuid
 
     from ._specs import RunSpec
+    from ._statistics import ActorStatistics
 
 logger = logging.getLogger("actorflow")
 
@@ -87,14 +88,6 @@ class Cancel:
     """Mailbox message: stop this run, recording ``reason``."""
 
     reason: str
-
-
-@attrs.frozen
-class ActorStatistics:
-    state: str
-    transitions: int
-    mailbox: int
-    waiters: int
 
 
 class Actor:
@@ -536,6 +529,8 @@ class Actor:
         return None
 
     def statistics(self) -> ActorStatistics:
+        from ._statistics import ActorStatistics
+
         return ActorStatistics(
             state=self.state_name or "None",
             transitions=len(self._history) // 4,

@@ -19,9 +19,7 @@ import contextvars
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any, cast, final
-
-import attrs
+from typing import TYPE_CHECKING, Any, cast, final
 
 from . import _context, _pool, _suspend
 from ._actor import Actor, Cancel, logger, when_all_done
@@ -37,7 +35,10 @@ from ._specs import FlowSpec
 from ._states import CRASHED, PENDING
 from ._task_run import TaskRun
 
-__all__ = ["MAX_ASYNC_IN_FLIGHT", "FlowRun", "SupervisorStatistics", "current_flow_run"]
+if TYPE_CHECKING:
+    from ._statistics import SupervisorStatistics
+
+__all__ = ["MAX_ASYNC_IN_FLIGHT", "FlowRun", "current_flow_run"]
 
 #: Async children running at once per flow run. Later submissions wait in a backlog, in order,
 #: as plain objects (no task, no coroutine) and start as running ones finish; children submitted
@@ -47,14 +48,6 @@ MAX_ASYNC_IN_FLIGHT = 1_000
 
 #: What the body of a flow run returned: nothing yet (it raised, or has not returned).
 NOT_RETURNED: Any = object()
-
-
-@attrs.frozen
-class SupervisorStatistics:
-    state: str
-    transitions: int
-    children_in_flight: int
-    children_failed: int
 
 
 @final
@@ -614,6 +607,8 @@ class FlowRun(Actor):
             )
 
     def statistics(self) -> SupervisorStatistics:  # type: ignore[override]  # richer for flows
+        from ._statistics import SupervisorStatistics
+
         base = super().statistics()
         return SupervisorStatistics(
             state=base.state,

@@ -22,9 +22,10 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any, final
+from typing import TYPE_CHECKING, Any, final
 
-import attrs
+if TYPE_CHECKING:
+    from ._statistics import PoolStatistics, ThreadCacheStatistics
 
 _local = threading.local()
 logger = logging.getLogger("actorflow")
@@ -37,22 +38,6 @@ _pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 #: A queued work item: ``[context, fn or None once taken, args, pool]``. A list, so that
 #: taking it (a worker popping it, or one stealing it) is one store under the pool's lock.
 WorkItem = list[Any]
-
-
-@attrs.frozen
-class PoolStatistics:
-    max_workers: int
-    #: Threads working for the pool now (running a body, seceded, or taking the next item).
-    threads: int
-    running: int
-    seceded: int
-    queued: int
-
-
-@attrs.frozen
-class ThreadCacheStatistics:
-    threads: int
-    idle: int
 
 
 @final
@@ -98,6 +83,8 @@ class ThreadCache:
         self._stragglers: set[threading.Thread] = set()
 
     def statistics(self) -> ThreadCacheStatistics:
+        from ._statistics import ThreadCacheStatistics
+
         with self._lock:
             return ThreadCacheStatistics(self._threads, len(self._parked))
 
@@ -235,6 +222,8 @@ class WorkerPool:
         self._seceded = 0
 
     def statistics(self) -> PoolStatistics:
+        from ._statistics import PoolStatistics
+
         with self._cond:
             return PoolStatistics(
                 self.max_workers, self._workers, self._running, self._seceded, len(self._queue)

@@ -7,7 +7,6 @@ instances. ``quote(x)`` stops the walk at ``x``; ``allow_failure(f)`` lets a run
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
@@ -78,7 +77,9 @@ def _children(value: Any) -> Iterable[Any] | None:
         return collection
     if kind is dict:
         return (*value.keys(), *value.values())
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if hasattr(kind, "__dataclass_fields__"):  # dataclasses.is_dataclass, without importing it
+        import dataclasses
+
         return (getattr(value, f.name) for f in dataclasses.fields(value))
     if attrs.has(kind):
         return (getattr(value, a.name) for a in attrs.fields(kind))
@@ -172,7 +173,9 @@ def _rebuilt(value: Any, fn: Callable[[Any], Any]) -> Any:
         if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(pairs, value.items(), strict=True)):
             return value
         return dict(pairs)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if hasattr(kind, "__dataclass_fields__"):
+        import dataclasses
+
         fields = [f for f in dataclasses.fields(value) if f.init]
         changes = {f.name: fn(getattr(value, f.name)) for f in fields}
         if all(changes[f.name] is getattr(value, f.name) for f in fields):

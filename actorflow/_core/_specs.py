@@ -16,7 +16,7 @@ import attrs
 
 from ._states import StateType
 
-__all__ = ["FlowSpec", "RunCache", "RunSpec", "TaskSpec"]
+__all__ = ["FlowSpec", "RunCache", "RunSpec"]
 
 #: Seconds to wait before each retry: one number, or one per retry (the last one repeats).
 RetryDelay = float | list[float] | None
@@ -86,18 +86,6 @@ class RunSpec:
         if state_type is StateType.CRASHED:
             return self.on_crashed
         return ()
-
-
-@attrs.frozen(kw_only=True)
-class TaskSpec(RunSpec):
-    """A task's options, as its runs read them."""
-
-    #: The task's stable key (made on first use: it reads the function's source).
-    task_key: Callable[[], str]
-    cache: RunCache | None = None
-    #: An async task whose body may block on a run (``future.result()``...): its body runs so
-    #: that such a wait suspends it rather than the event loop (see ``_suspend``).
-    suspends: bool = False
 
 
 @attrs.frozen(kw_only=True)

@@ -26,7 +26,6 @@ from ._exceptions import (
 from ._resolve import has_futures, resolve_inputs
 from ._runtime import runtime
 from ._spawn import current_loop
-from ._specs import TaskSpec
 from ._states import (
     CACHED,
     CANCELLED,
@@ -41,6 +40,8 @@ from ._states import (
 
 if TYPE_CHECKING:
     import uuid
+
+    from ._task_spec import TaskSpec
 
 __all__ = ["TaskRun"]
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -157,6 +159,9 @@ _LAZY = [
     "actorflow._transactions",
     "actorflow._journal._records",
     "actorflow._journal._ui",
+    "actorflow._core._statistics",
+    "actorflow._core._events",
+    "random",
     "multiprocessing",
     "pickle",
     "trio",
@@ -173,18 +178,26 @@ _LAZY_WITHOUT_JOURNAL = [
     "actorflow._journal._queries",
     "sqlite3",
     "orjson",
+    "dataclasses",  # orjson loads it
 ]
 
 
-def _modules_a_first_run_loads(journal: str, home: Path) -> list[str]:
+#: And in a script of flows alone: tasks and what only they need.
+_LAZY_WITHOUT_TASKS = [
+    "actorflow._tasks",
+    "actorflow._identity",
+    "actorflow._core._task_spec",
+    "hashlib",
+]
+
+
+def _modules_a_first_run_loads(journal: str, home: Path, task: bool = True) -> list[str]:
+    body = "one()" if task else "1"
     code = (
-        "import sys, actorflow\n"
-        "@actorflow.task\n"
-        "def one():\n"
-        "    return 1\n"
-        "@actorflow.flow\n"
-        "def small():\n"
-        "    return one()\n"
+        "import sys\n"
+        "from actorflow import flow\n"
+        + ("from actorflow import task\n@task\ndef one():\n    return 1\n" if task else "")
+        + f"@flow\ndef small():\n    return {body}\n"
         "assert small() == 1\n"
         "print(' '.join(sorted(sys.modules)))\n"
     )
@@ -200,6 +213,14 @@ def test_importing_actorflow_leaves_optional_parts_unloaded(tmp_path: Path) -> N
     loaded = _modules_a_first_run_loads("off", tmp_path)
     assert "actorflow._flows" in loaded  # the check sees what was loaded
     lazy = _LAZY + _LAZY_WITHOUT_JOURNAL
+    assert [m for m in lazy if m in loaded] == []
+
+
+@pytest.mark.parametrize("journal", ["off", "on"])
+def test_a_script_of_flows_alone_loads_no_task_machinery(journal: str, tmp_path: Path) -> None:
+    loaded = _modules_a_first_run_loads(journal, tmp_path, task=False)
+    assert "actorflow._flows" in loaded
+    lazy = _LAZY + _LAZY_WITHOUT_TASKS + (_LAZY_WITHOUT_JOURNAL if journal == "off" else [])
     assert [m for m in lazy if m in loaded] == []
 
 

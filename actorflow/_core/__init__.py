@@ -75,7 +75,6 @@ from ._interrupt import call_with_deadline as call_with_deadline
 from ._pool import WorkerPool as WorkerPool
 from ._pool import blocking_region as blocking_region
 from ._records import RunRecorder as RunRecorder
-from ._records import TransitionEvent as TransitionEvent
 from ._records import add_sink as add_sink
 from ._records import event_for as event_for
 from ._records import observe as observe
@@ -138,18 +137,20 @@ class _NotSet:
 NOT_SET = _NotSet()
 
 if TYPE_CHECKING:
+    from ._events import TransitionEvent as TransitionEvent
     from ._statistics import ActorStatistics as ActorStatistics
     from ._statistics import PoolStatistics as PoolStatistics
     from ._statistics import SupervisorStatistics as SupervisorStatistics
     from ._task_spec import TaskSpec as TaskSpec
 
-#: Made when first asked for: a first flow run needs no statistics, nor (without tasks) the task
-#: spec, and their attrs classes are a good part of the core's import.
+#: Made when first asked for: a first flow run needs no statistics, no transition events (without
+#: observers) nor (without tasks) the task spec, and their attrs classes are a good part of the
+#: core's import.
 _STATISTICS = ("ActorStatistics", "PoolStatistics", "SupervisorStatistics")
 
 __all__ = sorted(
     [n for n in dir() if not n.startswith("_") and n not in ("TYPE_CHECKING", "Any")]
-    + [*_STATISTICS, "TaskSpec"]
+    + [*_STATISTICS, "TaskSpec", "TransitionEvent"]
 )
 
 
@@ -157,6 +158,8 @@ def __getattr__(name: str) -> Any:
     value: Any
     if name == "TaskSpec":
         from ._task_spec import TaskSpec as value
+    elif name == "TransitionEvent":
+        from ._events import TransitionEvent as value
     elif name in _STATISTICS:
         from . import _statistics
 

@@ -17,44 +17,13 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import Any, final
+from typing import TYPE_CHECKING, Any, final
 
-import attrs
+if TYPE_CHECKING:
+    from ._events import TransitionEvent
+    from ._states import State
 
-from ._states import State
-
-
-@attrs.frozen
-class TransitionEvent:
-    """One recorded transition of a task or flow run."""
-
-    run_id: str
-    run_kind: str  # "task" or "flow"
-    run_name: str
-    task_key: str | None
-    parent_id: str | None
-    flow_run_id: str | None
-    from_state: str | None
-    state: State[Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form (the state's data is left out: results are not journal material)."""
-        return {
-            "run_id": self.run_id,
-            "run_kind": self.run_kind,
-            "run_name": self.run_name,
-            "task_key": self.task_key,
-            "parent_id": self.parent_id,
-            "flow_run_id": self.flow_run_id,
-            "from_state": self.from_state,
-            "state_type": self.state.type.value,
-            "state_name": self.state.name,
-            "timestamp_ns": self.state.timestamp_ns,
-            "message": self.state.message,
-        }
-
-
-Observer = Callable[[TransitionEvent], None]
+Observer = Callable[["TransitionEvent"], None]
 observers: ContextVar[tuple[Observer, ...]] = ContextVar("actorflow_observers", default=())
 
 
@@ -95,6 +64,8 @@ def remove_sink(sink: Sink) -> None:
 
 def event_for(run: Any, old: Any, state: State[Any]) -> TransitionEvent:
     """The :class:`TransitionEvent` of ``run`` moving from the kind ``old`` to ``state``."""
+    from ._events import TransitionEvent
+
     parent = run.parent
     flow = parent
     while flow is not None and not flow.is_flow:

@@ -16,11 +16,12 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, final
 
-from .._core import StateType, TransitionEvent, add_sink, event_for, remove_sink
+from .._core import StateType, add_sink, event_for, remove_sink
 
 if TYPE_CHECKING:  # imported at first use: sqlite3 is not worth loading with actorflow
     from pathlib import Path
 
+    from .._core import TransitionEvent
     from ._store import Journal
 
 __all__ = [

@@ -172,6 +172,30 @@ def test_allow_failure_in_wait_for_and_nested() -> None:
     assert isinstance(nested[0], ValueError) and nested[1:] == [1, 2]
 
 
+def test_marks_are_frozen_values_compared_by_kind_and_pickled_whole() -> None:
+    import pickle
+
+    from actorflow.utilities.annotations import opaque
+
+    assert quote([1]) == quote([1]) and quote(1) != unmapped(1)
+    assert hash(unmapped(2)) == hash(unmapped(2)) and len({allow_failure(1), unmapped(1)}) == 2
+    assert repr(allow_failure(3)) == "allow_failure(value=3)"
+    assert quote("x").unquote() == "x"
+    assert pickle.loads(pickle.dumps(opaque({"k": 1}))) == opaque({"k": 1})
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        unmapped(1).value = 2  # type: ignore[misc]
+
+
+def test_futures_inside_marks_inside_containers_are_resolved() -> None:
+    @flow
+    def my_flow() -> Any:
+        upstream = add.submit(1)
+        return identity.submit({"a": [unmapped(upstream)], "b": (allow_failure(upstream),)})
+
+    # Waited for (collected through the marks), then resolved in place of the marks.
+    assert my_flow().result() == {"a": [2], "b": (2,)}
+
+
 def test_quote_stops_resolution() -> None:
     @flow
     def my_flow() -> bool:

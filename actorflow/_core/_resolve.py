@@ -26,40 +26,74 @@ T = TypeVar("T")
 _ATOMIC: frozenset[type] = frozenset({int, float, str, bytes, bool, type(None), complex, range})
 
 
+class _Mark(Generic[T]):
+    """One value, marked for the walk: frozen, equal and hashed by kind and value, shown as
+    ``quote(value=1)``, pickled as made. Plain slotted classes (attrs would compile their
+    methods at import, which every start-up would pay for)."""
+
+    __slots__ = ("value",)
+    __match_args__ = ("value",)
+
+    value: T
+
+    def __init__(self, value: T) -> None:
+        object.__setattr__(self, "value", value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise attrs.exceptions.FrozenInstanceError
+
+    def __delattr__(self, name: str) -> None:
+        raise attrs.exceptions.FrozenInstanceError
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return bool(self.value == other.value)
+
+    def __ne__(self, other: object) -> bool:
+        result = self.__eq__(other)
+        return result if result is NotImplemented else not result
+
+    def __hash__(self) -> int:
+        return hash((self.__class__, self.value))
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(value={self.value!r})"
+
+    def __reduce__(self) -> tuple[type[_Mark[T]], tuple[T]]:
+        return (self.__class__, (self.value,))
+
+
 @final
-@attrs.frozen
-class unmapped(Generic[T]):
+class unmapped(_Mark[T]):
     """Pass ``value`` whole to every run of a ``Task.map`` call."""
 
-    value: T
+    __slots__ = ()
 
 
 @final
-@attrs.frozen
-class allow_failure(Generic[T]):
+class allow_failure(_Mark[T]):
     """Let the downstream run go ahead even if the upstream ``value`` did not complete."""
 
-    value: T
+    __slots__ = ()
 
 
 @final
-@attrs.frozen
-class quote(Generic[T]):
+class quote(_Mark[T]):
     """Pass ``value`` as it is: no future inside it is looked for or resolved."""
 
-    value: T
+    __slots__ = ()
 
     def unquote(self) -> T:
         return self.value
 
 
 @final
-@attrs.frozen
-class opaque(Generic[T]):
+class opaque(_Mark[T]):
     """Resolve ``value`` if it is a future (or state), but do not look inside it for others:
     for large arguments, whose traversal would cost."""
 
-    value: T
+    __slots__ = ()
 
 
 class NotReadyError(Exception):
@@ -77,6 +111,8 @@ def _children(value: Any) -> Iterable[Any] | None:
         return collection
     if kind is dict:
         return (*value.keys(), *value.values())
+    if isinstance(value, _Mark):
+        return (value.value,)
     if hasattr(kind, "__dataclass_fields__"):  # dataclasses.is_dataclass, without importing it
         import dataclasses
 
@@ -173,6 +209,9 @@ def _rebuilt(value: Any, fn: Callable[[Any], Any]) -> Any:
         if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(pairs, value.items(), strict=True)):
             return value
         return dict(pairs)
+    if isinstance(value, _Mark):
+        inner = fn(value.value)
+        return value if inner is value.value else kind(inner)
     if hasattr(kind, "__dataclass_fields__"):
         import dataclasses
 

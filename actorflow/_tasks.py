@@ -145,6 +145,8 @@ class Task(Definition[P, R]):
             task_key=self._key,
             cache=self.cache,
             suspends=self._yields is None and self.isasync and may_block(self.fn),
+            transactional=bool(o.on_commit or o.on_rollback)
+            or getattr(getattr(self.cache, "policy", None), "isolation_level", None) is not None,
             **self._spec_fields(),
         )
 
@@ -245,16 +247,14 @@ class Task(Definition[P, R]):
             return self._iterate(args, kwargs, wait_for, return_state)
         if self.isasync:
             return self._call_async(args, kwargs, wait_for, return_state)
-        run = TaskRun(self.spec, args, kwargs, current_run.get(), current_flow_run(), wait_for)
-        _attach(run, False)
+        run = _new_run(self.spec, args, kwargs, wait_for)
         drive_here(run)
         return _outcome(run, return_state)
 
     async def _call_async(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Any, return_state: bool
     ) -> Any:
-        run = TaskRun(self.spec, args, kwargs, current_run.get(), current_flow_run(), wait_for)
-        _attach(run, False)
+        run = _new_run(self.spec, args, kwargs, wait_for)
         await drive_async(run)
         return _outcome(run, return_state)
 
@@ -297,7 +297,8 @@ class Task(Definition[P, R]):
                 "deferred execution."
             )
         run = TaskRun(self.spec, args, kwargs, parent, flow, wait_for)
-        _attach(run, True)
+        if _may_attach(run.spec):
+            _attach(run, True)
         flow.submit(run, off_loop=return_state and self._blocks_own_loop(flow))
         future: TaskFuture[R] = TaskFuture(run)
         if return_state:
@@ -355,10 +356,12 @@ class Task(Definition[P, R]):
         to_call = sig.to_call
         submit = flow.submit
         off_loop = return_state and self._blocks_own_loop(flow)
+        attach = _may_attach(spec)
         for item in expanded:
             call_args, call_kwargs = to_call(item)
             run = TaskRun(spec, call_args, call_kwargs, parent, flow, wait_for)
-            _attach(run, True)
+            if attach:
+                _attach(run, True)
             submit(run, off_loop=off_loop)
             append(TaskFuture(run))
         if return_state:
@@ -520,17 +523,32 @@ def _cache_for(task: Task[Any, Any], name: str) -> TaskCache | CacheOnDemand | N
     return build_cache(task, name)
 
 
+_TRANSACTION_MODULE = "actorflow._transactions._transaction"
+
+
+def _may_attach(spec: TaskSpec) -> bool:
+    """Whether a run of ``spec`` may need a transaction: one may be open once the transactions
+    module is loaded (by a transaction opened, or by a task that needs one); until then, only
+    a task with commit or rollback hooks or an isolation level does."""
+    return spec.transactional or _TRANSACTION_MODULE in sys.modules
+
+
 def _attach(run: TaskRun, submitted: bool) -> None:
-    """Give a new run its transaction when it needs one (``_transactions.attach``). Until the
-    transactions module is loaded (by a transaction opened, or here for a task with commit or
-    rollback hooks or an isolation level), no run can need one, and it is not imported."""
-    module: Any = sys.modules.get("actorflow._transactions._transaction")
-    if module is None:
-        options = run.spec.owner.options
-        policy = getattr(run.spec.cache, "policy", None)
-        if not (options.on_commit or options.on_rollback) and (
-            policy is None or policy.isolation_level is None
-        ):
-            return
-        from ._transactions import _transaction as module
-    module.attach(run, submitted)
+    """Give a new run its transaction when it needs one (``_transactions.attach``)."""
+    from ._transactions import _transaction
+
+    _transaction.attach(run, submitted)
+
+
+def _new_run(
+    spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Any
+) -> TaskRun:
+    """A run of a task called here: the current run is its parent, and its flow theirs."""
+    parent = current_run.get()
+    flow: Any = parent
+    while flow is not None and not flow.is_flow:
+        flow = flow.parent
+    run = TaskRun(spec, args, kwargs, parent, flow, wait_for)
+    if spec.transactional or _TRANSACTION_MODULE in sys.modules:  # _may_attach, inline
+        _attach(run, False)
+    return run

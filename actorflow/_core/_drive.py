@@ -157,7 +157,11 @@ def drive_sync(run: Driven) -> None:
     value: Any = None
     thrown: Exception | None = None
     try:
-        while (op := advance(gen, value, thrown)) is not None:
+        while True:
+            try:
+                op = gen.send(value) if thrown is None else gen.throw(thrown)
+            except StopIteration:
+                break
             value, thrown = EFFECTS_SYNC[op[0]](run, op)
             if run._abandoned:  # its flow was interrupted meanwhile: the run has ended
                 gen.close()
@@ -299,8 +303,19 @@ async def drive_async(run: Driven, spawned: Loop | None = None) -> None:
     thrown: Exception | None = None
     host_cancelled = False
     try:
-        while (op := advance(gen, value, thrown)) is not None:
-            value, thrown = await EFFECTS_ASYNC[op[0]](run, op)
+        while True:
+            try:
+                op = gen.send(value) if thrown is None else gen.throw(thrown)
+            except StopIteration:
+                break
+            if op[0] == INVOKE and op[4]:  # the common case, inline: just the body
+                thrown = None
+                try:
+                    value = (OK, await op[1](*op[2], **op[3]))
+                except Exception as exc:
+                    value = (ERR, exc)
+            else:
+                value, thrown = await EFFECTS_ASYNC[op[0]](run, op)
     except BaseException as exc:
         gen.close()
         run.interrupted(exc)

@@ -142,7 +142,8 @@ def collect(value: Any, into: list[tuple[Actor, bool]], allowed: bool = False) -
     children = _children(value)
     if children is not None:
         for child in children:
-            collect(child, into, allowed)
+            if type(child) not in _ATOMIC:  # inline: most members are plain values
+                collect(child, into, allowed)
 
 
 def substitute(value: Any, allowed: bool = False) -> Any:
@@ -200,6 +201,11 @@ def _rebuilt(value: Any, fn: Callable[[Any], Any]) -> Any:
     its members; the same object when nothing changed."""
     kind = type(value)
     if kind in (list, tuple, set, frozenset):
+        for v in value:
+            if type(v) not in _ATOMIC:
+                break
+        else:
+            return value  # plain values only (the common case): nothing to replace
         items = [fn(v) for v in value]
         if all(a is b for a, b in zip(items, value, strict=True)):
             return value  # nothing inside was replaced: keep the caller's object

@@ -22,3 +22,6 @@ class TaskSpec(RunSpec):
     #: An async task whose body may block on a run (``future.result()``...): its body runs so
     #: that such a wait suspends it rather than the event loop (see ``_suspend``).
     suspends: bool = False
+    #: Whether every run takes a transaction of its own, open or not: the task has commit or
+    #: rollback hooks, or its cache policy an isolation level.
+    transactional: bool = False

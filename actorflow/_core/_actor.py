@@ -18,9 +18,9 @@ import concurrent.futures
 import logging
 import signal
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from time import time_ns
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -187,7 +187,7 @@ class Actor:
             return
         if initial.code not in INITIAL_CODES:
             check_transition(self.label(), None, initial)
-        ts = time.time_ns()
+        ts = time_ns()
         self._kind = initial
         self._history = [initial, ts, None, None]
         if self._observers:
@@ -232,7 +232,7 @@ class Actor:
         old = self._kind
         if kind.code not in (INITIAL_CODES if old is None else old.next_codes):
             check_transition(self.label(), old, kind)
-        ts = time.time_ns()
+        ts = time_ns()
         self._history.extend((kind, ts, message, data))
         self._kind = kind
         if self._observers:
@@ -468,7 +468,7 @@ class Actor:
             allowed = transition_allowed(old, kind)
             if allowed:
                 self._abandoned = True
-                ts = time.time_ns()
+                ts = time_ns()
                 self._history.extend((kind, ts, message, data))
                 self._kind = kind
         if not allowed:

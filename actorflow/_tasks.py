@@ -535,9 +535,10 @@ def _may_attach(spec: TaskSpec) -> bool:
 
 def _attach(run: TaskRun, submitted: bool) -> None:
     """Give a new run its transaction when it needs one (``_transactions.attach``)."""
-    from ._transactions import _transaction
-
-    _transaction.attach(run, submitted)
+    module: Any = sys.modules.get(_TRANSACTION_MODULE)
+    if module is None:
+        from ._transactions import _transaction as module
+    module.attach(run, submitted)
 
 
 def _new_run(

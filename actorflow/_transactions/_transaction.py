@@ -871,15 +871,10 @@ def attach(run: Any, submitted: bool) -> None:
     # Every task run comes here, and most need nothing: no transaction is open, the run is not
     # made inside a task run that has one, and its task has no transaction hooks and no
     # isolation level. That is decided first, in a few reads.
-    if _current.get() is None:
+    if _current.get() is None and not run.spec.transactional:
         outer = run.parent  # the run whose code makes this one (current_run)
-        if outer is None or outer.is_flow or getattr(outer, "txn", None) is None:
-            options = run.spec.owner.options
-            if not (options.on_commit or options.on_rollback):
-                cache = run.spec.cache
-                policy = None if cache is None else _policy_of(cache)
-                if policy is None or policy.isolation_level is None:
-                    return
+        if outer is None or outer.is_flow or outer.txn is None:
+            return
     parent = _innermost(False)
     options = run.spec.owner.options
     commit_hooks = options.on_commit or ()

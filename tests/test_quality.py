@@ -171,6 +171,7 @@ _LAZY = [
     "pathlib",
     "urllib.parse",
     "shutil",
+    "asyncio",  # a sync script runs no event loop of its own
 ]
 #: And with the journal off: the journal's store and its libraries too.
 _LAZY_WITHOUT_JOURNAL = [
@@ -179,6 +180,7 @@ _LAZY_WITHOUT_JOURNAL = [
     "sqlite3",
     "orjson",
     "dataclasses",  # orjson loads it
+    "socket",
 ]
 
 
@@ -230,3 +232,54 @@ def test_a_journaled_first_run_loads_only_the_journal_writer(tmp_path: Path) -> 
     assert "actorflow._journal._store" in loaded and "sqlite3" in loaded
     assert (tmp_path / "journal.db").is_file()
     assert [m for m in _LAZY if m in loaded] == []
+
+
+_ASYNC_AFTER_SYNC = """
+import sys
+from actorflow import flow, task
+
+@task
+def double(x):
+    return 2 * x
+
+@task
+async def adouble(x):
+    return 2 * x
+
+@flow
+def sync_flow(xs):
+    return double.map(xs).result()
+
+assert sync_flow([1, 2]) == [2, 4]
+assert "asyncio" not in sys.modules, "a sync flow loaded asyncio"
+
+import asyncio
+
+@flow
+async def async_flow(xs):
+    futures = [adouble.submit(x) for x in xs]
+    gathered = await asyncio.gather(*(adouble(x) for x in xs))
+    return [await f for f in futures] + list(gathered)
+
+assert asyncio.run(async_flow([1, 2])) == [2, 4, 2, 4]
+
+@flow
+def sync_flow_of_async_tasks(xs):
+    return [f.result() for f in adouble.map(xs)]
+
+assert sync_flow_of_async_tasks([3]) == [6]
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("journal", ["off", "on"])
+def test_async_flows_run_after_a_sync_script_started_without_asyncio(
+    journal: str, tmp_path: Path
+) -> None:
+    # asyncio is loaded by whoever first runs an event loop; the runtime then finds it.
+    env = {**os.environ, "ACTORFLOW_JOURNAL": journal, "ACTORFLOW_HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", _ASYNC_AFTER_SYNC], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "ok"

@@ -7,18 +7,20 @@ asyncio loop on a thread of its own (see :mod:`._runtime`).
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextvars
 import sys
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar, final
+from typing import TYPE_CHECKING, Any, TypeVar, final
 
 from . import _suspend
 from ._pool import blocking_region
 from ._runtime import RuntimeLoop, runtime
 from ._spawn import Group, Loop, current_loop
+
+if TYPE_CHECKING:
+    import asyncio
 
 T = TypeVar("T")
 
@@ -35,6 +37,8 @@ def run_coroutine_sync(coro: Coroutine[Any, Any, T] | Any) -> T:
     """
     if _suspend.suspendable():
         return _suspend.await_here(coro)  # type: ignore[no-any-return]  # the coroutine's value
+
+    import asyncio  # here: a script that never runs async code does not load it
 
     async def wrap() -> T:
         return await coro
@@ -130,10 +134,14 @@ class LoopGroup:
         self._ready = threading.Event()
         self._group: Group | None = None
         self._closing: asyncio.Event | None = None
+        import asyncio  # the runtime loop above has loaded it
+
         self._done = asyncio.run_coroutine_threadsafe(self._main(), host.loop)
         self._ready.wait()
 
     async def _main(self) -> None:
+        import asyncio
+
         self._closing = asyncio.Event()
         try:
             async with self.loop.open_group() as group:

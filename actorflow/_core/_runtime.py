@@ -10,17 +10,19 @@ parent's threads exist there, and a lock one of them held would never be release
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import concurrent.futures
 import itertools
 import os
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar, final
+from typing import TYPE_CHECKING, Any, TypeVar, final
 
 from ._pool import WorkerPool, forget_threads_after_fork, shared_threads
 from ._spawn import Loop, current_loop
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["Runtime", "RuntimeLoop", "new_id", "runtime"]
 
@@ -52,6 +54,8 @@ class RuntimeLoop:
         self._ready.wait()
 
     def _main(self) -> None:
+        import asyncio  # here: a script that never runs async code does not load it
+
         loop = asyncio.new_event_loop()
         self.loop = loop
         asyncio.set_event_loop(loop)

@@ -13,12 +13,18 @@ keyed by the asyncio loop), so asking for the current one costs a lookup, not an
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import threading
 import weakref
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol, TypeVar, final
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, final
+
+if TYPE_CHECKING:
+    import asyncio
+else:
+    # Loaded with the first asyncio loop seen (see ``_asyncio_loop``): a sync script never
+    # runs one, and asyncio is a third of the cost of starting it.
+    asyncio = None
 
 __all__ = ["Event", "Group", "Loop", "current_backend", "current_loop", "is_cancellation"]
 
@@ -56,9 +62,21 @@ def _trio() -> Any:
     return trio if getattr(trio, "lowlevel", None) is not None else None
 
 
-# ``asyncio._get_running_loop()`` (not ``get_running_loop()``): the C function that returns None
-# instead of raising, as cheap as a lookup; asyncio itself and anyio rely on it.
-_running_asyncio = asyncio._get_running_loop
+def _no_asyncio_loop_yet() -> Any:
+    """``_running_asyncio`` until asyncio is loaded (by anyone): no asyncio loop can run before
+    it is. Once it is, asyncio's own function takes this one's place."""
+    global _running_asyncio
+    events = sys.modules.get("asyncio.events")
+    running = getattr(events, "_get_running_loop", None)
+    if running is None:
+        return None
+    _running_asyncio = running
+    return running()
+
+
+# Then ``asyncio._get_running_loop()`` (not ``get_running_loop()``): the C function that returns
+# None instead of raising, as cheap as a lookup; asyncio itself and anyio rely on it.
+_running_asyncio: Callable[[], Any] = _no_asyncio_loop_yet
 
 
 def current_backend() -> str | None:
@@ -73,7 +91,8 @@ def current_backend() -> str | None:
 
 def is_cancellation(exc: BaseException) -> bool:
     """Whether ``exc`` is an event loop's cancellation (or a group made only of them)."""
-    if isinstance(exc, asyncio.CancelledError):
+    exceptions = sys.modules.get("asyncio.exceptions")  # none raised before asyncio is loaded
+    if exceptions is not None and isinstance(exc, exceptions.CancelledError):
         return True
     trio = _trio()
     if trio is not None and isinstance(exc, trio.Cancelled):
@@ -191,6 +210,7 @@ def current_loop() -> Loop:
         try:
             return _asyncio_loops[native]
         except KeyError:
+            _load_asyncio()
             # Weakly: the Loop is the value of its native loop's key in a weak mapping, and a
             # strong reference from it would keep every loop that ever ran a flow alive.
             loop: Loop = AsyncioLoop(_call_soon_weakly(weakref.ref(native)))
@@ -200,6 +220,7 @@ def current_loop() -> Loop:
                 pass
             return loop
         except TypeError:
+            _load_asyncio()
             return AsyncioLoop(native.call_soon_threadsafe)
     trio = _trio()
     if trio is not None and trio.lowlevel.in_trio_run():
@@ -215,6 +236,12 @@ def current_loop() -> Loop:
             _trio_slot.set(loop)
             return loop
     raise RuntimeError("actorflow needs a running asyncio or trio event loop here")
+
+
+def _load_asyncio() -> None:
+    """Make asyncio this module's (an asyncio loop runs: it is loaded already)."""
+    global asyncio
+    import asyncio
 
 
 def _call_soon_weakly(

@@ -187,10 +187,15 @@ class Task(Definition[P, R]):
     def _key(self) -> str:
         key = self._task_key
         if key is None:
-            from ._cache import identity_digest
-
-            key = self._task_key = self._identity.task_key(lambda: identity_digest(self._identity))
+            key = self._task_key = self._identity.task_key(self._values_digest)
         return key
+
+    def _values_digest(self) -> str | None:
+        # Only a task with bound values (a partial, a closure) has any: the hashing machinery
+        # is loaded for those alone.
+        from ._cache import identity_digest
+
+        return identity_digest(self._identity)
 
     @property
     def cache_policy(self) -> Any:

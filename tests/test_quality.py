@@ -201,11 +201,17 @@ def _modules_a_first_run_loads(journal: str, home: Path, task: bool = True) -> l
         + ("from actorflow import task\n@task\ndef one():\n    return 1\n" if task else "")
         + f"@flow\ndef small():\n    return {body}\n"
         "assert small() == 1\n"
+        # The journal's writer records the run (its task key too) before the modules are listed.
+        "from actorflow._journal import _registry\n"
+        "_registry.flush_current()\n"
         "print(' '.join(sorted(sys.modules)))\n"
     )
     env = {**os.environ, "ACTORFLOW_JOURNAL": journal, "ACTORFLOW_HOME": str(home)}
+    # A script file, as users run them: a task's source can be read (its key hashes it).
+    script = home / "first_run.py"
+    script.write_text(code)
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        [sys.executable, str(script)], capture_output=True, text=True, check=True, env=env
     ).stdout
     return out.split()
 

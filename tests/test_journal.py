@@ -621,3 +621,22 @@ def test_a_journal_from_before_deliveries_were_kept_apart_gains_the_column(tmp_p
     finally:
         journal.disable()
     assert not [p for p in tmp_path.iterdir() if ".v" in p.name]  # migrated in place
+
+
+def test_state_names_with_braces_and_quotes_are_kept_as_given(mem: Journal) -> None:
+    from actorflow.states import Completed
+
+    @task
+    def odd() -> Any:
+        return Completed(name='Done {0} "quoted" }{')
+
+    @flow
+    def my_flow() -> None:
+        odd()
+
+    my_flow()
+    (run,) = task_runs(mem)
+    assert states(run) == ["Pending", "Running", 'Done {0} "quoted" }{']
+    assert run.state_name == 'Done {0} "quoted" }{' and run.finished
+    stamps = [t.timestamp_ns for t in run.transitions]
+    assert stamps == sorted(stamps) and run.start_ns == stamps[1] and run.end_ns == stamps[2]

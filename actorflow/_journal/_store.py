@@ -449,10 +449,31 @@ class Journal(JournalReader):
             if len(shapes) > 1024:
                 shapes.clear()
             shape = shapes[key] = _Shape(tuple(kinds))
-        history = entry[3]
-        done = len(history)
         stamps = h[seen + 1 : n : 4]
         notes = h[seen + 2 : n : 4]
+        progress = self.progress
+        if not seen and shape.ends and not shape.with_traceback and progress is None:
+            # Most runs: read once, at their end, with no traceback to format.
+            history = list(zip(shape.types, shape.names, stamps, notes, shape.nones, strict=True))
+            upstream = getattr(run, "upstream", ())
+            rows[fixed[0]] = (
+                fixed[0],
+                fixed[1],
+                run.name,
+                *fixed[2:8],
+                orjson.dumps([u.hex for u in upstream]).decode() if upstream else "[]",
+                run.run_count,
+                shape.types[-1],
+                shape.names[-1],
+                h[1],
+                stamps[shape.running] if shape.running >= 0 else None,
+                stamps[-1],
+                self.process,
+                orjson.dumps(history).decode(),
+            )
+            return True
+        history = entry[3]
+        done = len(history)
         history.extend(zip(shape.types, shape.names, stamps, notes, shape.nones, strict=True))
         for i in shape.with_traceback:
             data = h[seen + 4 * i + 3]
@@ -462,7 +483,6 @@ class Journal(JournalReader):
         start = entry[4]
         if start is None and shape.running >= 0:
             start = stamps[shape.running]
-        progress = self.progress
         if progress is not None:
             self._show_progress(progress, run, fixed, entry[5], history[done:])
         last = history[-1]

@@ -454,7 +454,8 @@ class Journal(JournalReader):
         progress = self.progress
         if not seen and shape.ends and not shape.with_traceback and progress is None:
             # Most runs: read once, at their end, with no traceback to format.
-            history = list(zip(shape.types, shape.names, stamps, notes, shape.nones, strict=True))
+            # (zip's strict check costs more than it checks: its sequences are one length)
+            history = list(zip(shape.types, shape.names, stamps, notes, shape.nones))  # noqa: B905
             upstream = getattr(run, "upstream", ())
             rows[fixed[0]] = (
                 fixed[0],
@@ -474,7 +475,7 @@ class Journal(JournalReader):
             return True
         history = entry[3]
         done = len(history)
-        history.extend(zip(shape.types, shape.names, stamps, notes, shape.nones, strict=True))
+        history.extend(zip(shape.types, shape.names, stamps, notes, shape.nones))  # noqa: B905
         for i in shape.with_traceback:
             data = h[seen + 4 * i + 3]
             if isinstance(data, BaseException):
@@ -645,7 +646,7 @@ class Journal(JournalReader):
                 texts.clear()
             tags_text = texts[tags] = orjson.dumps(sorted(tags)).decode()
         return (
-            f"{run._int_id:032x}",
+            run._int_id.to_bytes(16, "big").hex(),  # f"{id:032x}", made for less
             *place[1:],
             tags_text,
             orjson.dumps(parameters).decode(),

@@ -1,9 +1,11 @@
 """The journal: every transition of every run, and their log lines, in one SQLite database.
 
-The hot path is :meth:`Journal.sink`: it appends the raw transition to a deque and returns. A
-writer thread, owned by the journal, wakes every ``interval`` seconds, drains the deque, builds
-the rows (a run's name, task key, tags, parameters summary, tracebacks) and writes them in one
-transaction. :meth:`Journal.flush` does the same on demand, and :meth:`Journal.close` at the end.
+The hot path is :meth:`Journal.sink`: at a run's first transition it appends the run to a
+deque and returns (the run keeps its own history). A writer thread, owned by the journal, wakes
+every ``interval`` seconds, reads what each run seen and not yet ended added to its history since
+the last batch, builds the rows (a run's name, task key, tags, parameters summary, tracebacks)
+and writes them in one transaction. :meth:`Journal.flush` does the same on demand, and
+:meth:`Journal.close` at the end.
 
 The database is in WAL mode, so other processes read it while it is written; a process killed
 mid-flow leaves its runs without an end (``RunRecord.end_ns is None``), which readers show as
@@ -168,8 +170,8 @@ class Journal(JournalReader):
     ) -> None:
         """``interval``: seconds between the writer's batches; ``progress``: draw a progress
         line for long flow runs on a terminal (``None``: unless ``ACTORFLOW_PROGRESS=off``);
-        ``max_queued``: past this many queued events, a thread making a new run writes the
-        queue itself (so memory stays bounded when runs are made faster than written)."""
+        ``max_queued``: past this many queued runs and log lines, a thread making a new run
+        writes the queue itself (so memory stays bounded when runs are made faster than written)."""
         if interval <= 0:
             raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
         if max_queued < 1:

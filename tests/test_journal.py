@@ -195,6 +195,82 @@ async def test_a_cancelled_run(mem: Journal, anyio_backend: str) -> None:
     assert [r.id for r in mem.runs(state="CANCELLED")] == [run.id]
 
 
+@pytest.mark.anyio
+async def test_a_run_in_flight_at_a_flush_is_written_as_it_stands_then_at_its_end(
+    mem: Journal, anyio_backend: str
+) -> None:
+    started = anyio.Event()
+    release = anyio.Event()
+
+    @task
+    async def slow(x: int) -> int:
+        started.set()
+        await release.wait()
+        return x
+
+    @flow
+    async def my_flow() -> tuple[RunRecord, RunRecord, int, int]:
+        future = slow.submit(7)
+        await started.wait()
+        mem.flush()
+        (during,) = task_runs(mem)
+        flow_during = only_flow(mem)
+        batches = mem.statistics().batches
+        mem.flush()  # nothing moved since: nothing is written
+        unchanged = mem.statistics().batches - batches
+        release.set()
+        await future.wait_async()
+        return during, flow_during, unchanged, mem.statistics().unfinished_runs
+
+    during, flow_during, unchanged, unfinished = await my_flow()
+    assert states(during) == ["Pending", "Running"] and during.state_name == "Running"
+    assert during.end_ns is None and during.start_ns is not None and not during.finished
+    assert during.parameters == {"x": "7"} and during.run_count == 1
+    assert flow_during.state_name == "Running" and flow_during.end_ns is None
+    assert unchanged == 0 and unfinished == 2
+    mem.flush()
+    (after,) = task_runs(mem)
+    assert states(after) == ["Pending", "Running", "Completed"] and after.finished
+    assert after.start_ns == during.start_ns and after.created_ns == during.created_ns
+    assert only_flow(mem).state_name == "Completed"
+    assert mem.statistics().unfinished_runs == 0
+
+
+def test_a_run_that_moves_on_from_not_ready_is_written_again(mem: Journal) -> None:
+    from actorflow._core._states import COMPLETED, RUNNING
+
+    @task
+    def broken() -> int:
+        raise ValueError("no")
+
+    @task
+    def after(x: int) -> int:
+        return x
+
+    @flow
+    def my_flow() -> Any:
+        down = after.submit(broken.submit())
+        down.wait()
+        return down.task_run
+
+    run = my_flow()
+    mem.flush()
+    (down,) = task_runs(mem, name="after")
+    assert states(down) == ["Pending", "NotReady"] and down.finished
+    assert mem.statistics().unfinished_runs == 0  # the writer stopped reading it
+    run.transition(RUNNING)  # NotReady is not final: a run may leave it
+    mem.flush()
+    (moved,) = task_runs(mem, name="after")
+    assert states(moved) == ["Pending", "NotReady", "Running"]
+    assert moved.end_ns is None and moved.start_ns is not None
+    assert mem.statistics().unfinished_runs == 1
+    run.transition(COMPLETED)
+    mem.flush()
+    (ended,) = task_runs(mem, name="after")
+    assert states(ended) == ["Pending", "NotReady", "Running", "Completed"] and ended.finished
+    assert mem.statistics().unfinished_runs == 0
+
+
 def test_runs_outside_the_with_block_and_on_other_threads_are_journaled(mem: Journal) -> None:
     @task
     def hello() -> str:
@@ -545,3 +621,22 @@ def test_a_journal_from_before_deliveries_were_kept_apart_gains_the_column(tmp_p
     finally:
         journal.disable()
     assert not [p for p in tmp_path.iterdir() if ".v" in p.name]  # migrated in place
+
+
+def test_state_names_with_braces_and_quotes_are_kept_as_given(mem: Journal) -> None:
+    from actorflow.states import Completed
+
+    @task
+    def odd() -> Any:
+        return Completed(name='Done {0} "quoted" }{')
+
+    @flow
+    def my_flow() -> None:
+        odd()
+
+    my_flow()
+    (run,) = task_runs(mem)
+    assert states(run) == ["Pending", "Running", 'Done {0} "quoted" }{']
+    assert run.state_name == 'Done {0} "quoted" }{' and run.finished
+    stamps = [t.timestamp_ns for t in run.transitions]
+    assert stamps == sorted(stamps) and run.start_ns == stamps[1] and run.end_ns == stamps[2]

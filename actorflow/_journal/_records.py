@@ -120,7 +120,7 @@ class FlowRunSummary:
 
 @attrs.frozen
 class JournalStatistics:
-    #: Events waiting for the writer.
+    #: New runs and log lines waiting for the writer.
     queued: int
     #: Runs seen and not yet ended (their rows are kept until they end).
     unfinished_runs: int

@@ -1,9 +1,11 @@
 """The journal: every transition of every run, and their log lines, in one SQLite database.
 
-The hot path is :meth:`Journal.sink`: it appends the raw transition to a deque and returns. A
-writer thread, owned by the journal, wakes every ``interval`` seconds, drains the deque, builds
-the rows (a run's name, task key, tags, parameters summary, tracebacks) and writes them in one
-transaction. :meth:`Journal.flush` does the same on demand, and :meth:`Journal.close` at the end.
+The hot path is :meth:`Journal.sink`: at a run's first transition it appends the run to a
+deque and returns (the run keeps its own history). A writer thread, owned by the journal, wakes
+every ``interval`` seconds, reads what each run seen and not yet ended added to its history since
+the last batch, builds the rows (a run's name, task key, tags, parameters summary, tracebacks)
+and writes them in one transaction. :meth:`Journal.flush` does the same on demand, and
+:meth:`Journal.close` at the end.
 
 The database is in WAL mode, so other processes read it while it is written; a process killed
 mid-flow leaves its runs without an end (``RunRecord.end_ns is None``), which readers show as
@@ -20,11 +22,14 @@ import threading
 import time
 import traceback
 from collections import deque
+from itertools import compress
+from operator import attrgetter, itemgetter, ne
 from typing import TYPE_CHECKING, Any, final
 
 import orjson
 
 from .._core import Actor, StateType
+from .._core._states import NOT_READY
 from ._progress import Progress, progress_from_environment
 from ._queries import JournalReader
 
@@ -102,24 +107,31 @@ WHERE runs.end_ns IS NULL OR runs.process = excluded.process
 """
 
 
-# Indexes into a run's row (the order of the table's columns).
-_NAME, _UPSTREAM, _RUN_COUNT, _TYPE, _STATE, _START, _END, _HISTORY = 2, 9, 10, 11, 12, 14, 15, 17
-
 _WITH_TRACEBACK = frozenset({StateType.FAILED, StateType.CRASHED})
-#: id(StateKind) -> (type text, name, whether it is Running, whether it keeps a traceback,
-#: whether the run ends there): looked up once per transition, filled on first sight.
-_KINDS: dict[int, tuple[str, str, bool, bool, bool]] = {}
+_HISTORY = attrgetter("_history")
+_SEEN = itemgetter(2)
 
 
-def _kind_info(kind: Any) -> tuple[str, str, bool, bool, bool]:
-    info = _KINDS[id(kind)] = (
-        kind.type.value,
-        kind.name,
-        kind.type is StateType.RUNNING,
-        kind.type in _WITH_TRACEBACK,
-        kind.final or kind.name == "NotReady",  # NotReady: the run never runs
-    )
-    return info
+@final
+class _Shape:
+    """What the writer needs of a sequence of state kinds (most runs go through the same few:
+    Pending, Running, Completed), made once per sequence."""
+
+    __slots__ = ("ends", "kinds", "names", "nones", "running", "types", "with_traceback")
+
+    def __init__(self, kinds: tuple[Any, ...]) -> None:
+        #: The kinds themselves: kept alive, so that their ids (the key) stay theirs.
+        self.kinds = kinds
+        self.types = tuple(k.type.value for k in kinds)
+        self.names = tuple(k.name for k in kinds)
+        self.nones = (None,) * len(kinds)
+        #: The position of the first Running state, or -1.
+        self.running = next((i for i, k in enumerate(kinds) if k.type is StateType.RUNNING), -1)
+        #: The positions of the states that keep a traceback (Failed, Crashed).
+        self.with_traceback = tuple(i for i, k in enumerate(kinds) if k.type in _WITH_TRACEBACK)
+        #: Whether the run ends with the last one (NotReady included: the run never runs).
+        last = kinds[-1]
+        self.ends: bool = last.final or last.name == "NotReady"
 
 
 _SUMMARY_CHARS = 120
@@ -158,8 +170,8 @@ class Journal(JournalReader):
     ) -> None:
         """``interval``: seconds between the writer's batches; ``progress``: draw a progress
         line for long flow runs on a terminal (``None``: unless ``ACTORFLOW_PROGRESS=off``);
-        ``max_queued``: past this many queued events, a thread making a new run writes the
-        queue itself (so memory stays bounded when runs are made faster than written)."""
+        ``max_queued``: past this many queued runs and log lines, a thread making a new run
+        writes the queue itself (so memory stays bounded when runs are made faster than written)."""
         if interval <= 0:
             raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
         if max_queued < 1:
@@ -171,7 +183,8 @@ class Journal(JournalReader):
         self.interval = interval
         self.writer = True
         self.progress = progress_from_environment(progress)
-        self._queue: deque[tuple[Any, ...]] = deque()
+        #: New runs, log records (in 1-tuples) and runs moving on from NotReady (in 2-tuples).
+        self._queue: deque[Any] = deque()
         self._append = self._queue.append
         self._sink: Any = None
         self._started: list[bool] = []
@@ -180,11 +193,15 @@ class Journal(JournalReader):
         self._wake = threading.Event()
         self._lock = threading.RLock()
         self._closed = False
-        #: Rows of the runs seen and not yet finished, by their int id.
-        self._live: dict[int, list[Any]] = {}
-        #: Texts made once: tags as JSON, ids of parent runs as hex (bounded caches).
+        #: The runs seen and not yet ended, and what was read of them (see _read_histories).
+        self._live: list[list[Any]] = []
+        self._live_runs: list[Any] = []
+        #: Texts made once (bounded caches): tags as JSON; by task and parent run, the parts
+        #: of a row its runs share.
         self._texts: dict[frozenset[str], str] = {}
-        self._hexes: dict[int, str] = {}
+        self._places: dict[tuple[int, int], tuple[Any, ...]] = {}
+        #: By the ids of a sequence of state kinds, its shape (a bounded cache).
+        self._shapes: dict[tuple[int, ...], _Shape] = {}
         self._connect()
         self._begin_process()
 
@@ -221,9 +238,11 @@ class Journal(JournalReader):
         journal._wake = threading.Event()
         journal._lock = threading.RLock()
         journal._closed = False
-        journal._live = {}
+        journal._live = []
+        journal._live_runs = []
         journal._texts = {}
-        journal._hexes = {}
+        journal._places = {}
+        journal._shapes = {}
         journal._connect()
         return journal
 
@@ -281,8 +300,11 @@ class Journal(JournalReader):
     # -- the hot path ---------------------------------------------------------------------------
     @property
     def sink(self) -> Any:
-        """What the core calls with every transition, on the transitioning thread: it queues
-        ``(run, kind, timestamp, message, data)`` and returns (a closure: no attribute lookups)."""
+        """What the core calls with every transition, on the transitioning thread (a closure:
+        no attribute lookups). Only a run's first transition is queued: the run keeps its
+        history, which the writer reads (every transition since its last batch) until the run
+        ends. A run that moves on from NotReady, where the writer stops reading, is queued again.
+        """
         sink = self._sink
         if sink is None:
             append = self._append
@@ -299,18 +321,21 @@ class Journal(JournalReader):
                         run.name  # noqa: B018  # a flow names itself on its own thread
                     if len(queue) > limit:
                         flush()  # runs are made faster than written: help, and so slow down
-                append((run, kind, ts, message, data))
-                if not started:
-                    start()
+                    append(run)
+                    if not started:
+                        start()
+                elif old is not_ready:  # the writer stopped reading it there
+                    append((run, old))
 
             started: list[bool] = []  # made true (non-empty) by _start, read by the closure
+            not_ready = NOT_READY
             self._started = started
             sink = self._sink = sink
         return sink
 
     def log(self, record: logging.LogRecord) -> None:
         """Record a run's log line (its record carries ``run_id``)."""
-        self._append((None, record))
+        self._append((record,))
         if not self._started:
             self._start()
 
@@ -337,80 +362,176 @@ class Journal(JournalReader):
                 logger.exception("the run journal could not write")
 
     def flush(self) -> None:
-        """Write every event recorded so far (called by the writer thread, and on demand)."""
+        """Write every transition and log line recorded so far (called by the writer thread, and
+        on demand): the rows of the runs new since the last batch and of those whose history
+        grew since."""
         queue = self._queue
-        if not queue and not self._unwritten_rows and not self._unwritten_logs:
+        if not queue and not self._live and not self._unwritten_rows and not self._unwritten_logs:
             return
         with self._lock:
             if self._closed:
                 return
             pop = queue.popleft
-            logs: list[tuple[Any, ...]] = []
-            touched: dict[int, list[Any]] = {}
             live = self._live
-            progress = self.progress
-            kinds = _KINDS
-            dumps = orjson.dumps
+            runs = self._live_runs
+            logs: list[tuple[Any, ...]] = []
             try:
                 while True:
                     item = pop()
-                    run = item[0]
-                    if run is None:
-                        logs.append(self._log_row(item[1]))
-                        continue
-                    _, kind, ts, message, data = item
-                    key = run._int_id
-                    row = live.get(key)
-                    if row is None:
-                        try:
-                            row = live[key] = self._run_row(run, ts)
-                        except Exception:  # an odd run must not cost the batch its records
-                            logging.getLogger("actorflow").exception(
-                                "the run journal could not record %r", run
-                            )
+                    if item.__class__ is tuple:
+                        if len(item) == 1:
+                            logs.append(self._log_row(item[0]))
                             continue
-                        old_type = old_name = None
-                    else:
-                        old_type, old_name = row[_TYPE], row[_STATE]
-                    touched[key] = row
-                    info = kinds.get(id(kind)) or _kind_info(kind)
-                    type_text, name, running, with_tb, ends = info
-                    tb = None
-                    if with_tb and isinstance(data, BaseException):
-                        tb = "".join(traceback.format_exception(data))
-                    row[_HISTORY].append((type_text, name, ts, message, tb))
-                    row[_TYPE] = type_text
-                    row[_STATE] = name
-                    if running:
-                        row[_RUN_COUNT] = run.run_count
-                        if row[_START] is None:
-                            row[_START] = ts
-                    if ends:
-                        row[_END] = ts
-                        row[_NAME] = run.name
-                        row[_RUN_COUNT] = run.run_count
-                        upstream = getattr(run, "upstream", ())
-                        if upstream:
-                            row[_UPSTREAM] = dumps([u.hex for u in upstream]).decode()
-                        del live[key]
-                    if progress is not None:
-                        progress.seen(row, old_type, old_name)
-                        if ends and row[1] == "flow":
-                            progress.ended(row[0])
+                        item = item[0]  # moved on from NotReady: read again, unless still read
+                        if any(run is item for run in runs):
+                            continue
+                    runs.append(item)
+                    live.append([item, None, 0, [], None, None])
             except IndexError:
                 pass
-            rows = {
-                row[0]: (*row[:_HISTORY], dumps(row[_HISTORY]).decode()) for row in touched.values()
-            }
+            rows: dict[str, tuple[Any, ...]] = {}
+            if live:
+                self._read_histories(rows)
+            progress = self.progress
             if self._unwritten_rows or self._unwritten_logs:
                 rows = {**self._unwritten_rows, **rows}  # a run's newest row replaces its older
                 logs = self._unwritten_logs + logs
-            if self._write(list(rows.values()), logs):
-                self.batches += 1
-            else:
-                self._keep_unwritten(rows, logs)
+            if rows or logs:
+                if self._write(list(rows.values()), logs):
+                    self.batches += 1
+                else:
+                    self._keep_unwritten(rows, logs)
             if progress is not None:
                 progress.draw()
+
+    def _read_histories(self, rows: dict[str, tuple[Any, ...]]) -> None:
+        """Put in ``rows`` the row of each run seen and not yet ended whose history grew since
+        it was last read; forget those that ended.
+
+        The runs not yet ended are in ``_live_runs``, their entries in ``_live`` (in the same
+        order): ``[run, its row's fixed part (None until first read), how much of its history
+        was read, its transitions as rows keep them, its first Running timestamp, its last
+        state read as (type, name)]``. The runs that did not move are passed over without a
+        Python step each (a flow may have many runs waiting).
+        """
+        live = self._live
+        runs = self._live_runs
+        lengths = list(map(len, map(_HISTORY, runs)))
+        moved = compress(live, map(ne, lengths, map(_SEEN, live)))
+        done = [entry for entry in moved if self._read_run(entry, rows)]
+        if done:
+            if len(done) == len(live):
+                live.clear()
+                runs.clear()
+            else:
+                ended = {id(entry) for entry in done}
+                keep = [id(entry) not in ended for entry in live]
+                live[:] = compress(live, keep)
+                runs[:] = compress(runs, keep)
+
+    def _read_run(self, entry: list[Any], rows: dict[str, tuple[Any, ...]]) -> bool:
+        """Read what a run added to its history since ``entry`` was last read, put its row in
+        ``rows``; whether it ended (or could not be recorded)."""
+        run = entry[0]
+        h = run._history
+        n = len(h)  # the run's thread may add to it meanwhile: what is there now is read
+        seen = entry[2]
+        fixed = entry[1]
+        if fixed is None:
+            try:
+                fixed = entry[1] = self._fixed_part(run)
+            except Exception:  # an odd run must not cost the batch its records
+                logger.exception("the run journal could not record %r", run)
+                return True
+        kinds = h[seen:n:4]
+        key = tuple(map(id, kinds))
+        shapes = self._shapes
+        shape = shapes.get(key)
+        if shape is None:
+            if len(shapes) > 1024:
+                shapes.clear()
+            shape = shapes[key] = _Shape(tuple(kinds))
+        stamps = h[seen + 1 : n : 4]
+        notes = h[seen + 2 : n : 4]
+        progress = self.progress
+        if not seen and shape.ends and not shape.with_traceback and progress is None:
+            # Most runs: read once, at their end, with no traceback to format.
+            # (zip's strict check costs more than it checks: its sequences are one length)
+            history = list(zip(shape.types, shape.names, stamps, notes, shape.nones))  # noqa: B905
+            upstream = getattr(run, "upstream", ())
+            rows[fixed[0]] = (
+                fixed[0],
+                fixed[1],
+                run.name,
+                *fixed[2:8],
+                orjson.dumps([u.hex for u in upstream]).decode() if upstream else "[]",
+                run.run_count,
+                shape.types[-1],
+                shape.names[-1],
+                h[1],
+                stamps[shape.running] if shape.running >= 0 else None,
+                stamps[-1],
+                self.process,
+                orjson.dumps(history).decode(),
+            )
+            return True
+        history = entry[3]
+        done = len(history)
+        history.extend(zip(shape.types, shape.names, stamps, notes, shape.nones))  # noqa: B905
+        for i in shape.with_traceback:
+            data = h[seen + 4 * i + 3]
+            if isinstance(data, BaseException):
+                tb = "".join(traceback.format_exception(data))
+                history[done + i] = (*history[done + i][:4], tb)
+        start = entry[4]
+        if start is None and shape.running >= 0:
+            start = stamps[shape.running]
+        if progress is not None:
+            self._show_progress(progress, run, fixed, entry[5], history[done:])
+        last = history[-1]
+        ended = shape.ends  # (a run that moves on from NotReady is queued again)
+        if ended:
+            end = last[2]
+            upstream = getattr(run, "upstream", ())
+            upstream_text = orjson.dumps([u.hex for u in upstream]).decode() if upstream else "[]"
+            if progress is not None and fixed[1] == "flow":
+                progress.ended(fixed[0])
+        else:
+            end = None
+            entry[2] = n
+            entry[4] = start
+            entry[5] = last
+            upstream_text = "[]"
+        rows[fixed[0]] = (
+            fixed[0],
+            fixed[1],
+            run.name,
+            *fixed[2:8],
+            upstream_text,
+            run.run_count,
+            last[0],
+            last[1],
+            h[1],
+            start,
+            end,
+            self.process,
+            orjson.dumps(history).decode(),
+        )
+        return ended
+
+    @staticmethod
+    def _show_progress(
+        progress: Progress,
+        run: Any,
+        fixed: tuple[Any, ...],
+        old: tuple[Any, ...] | None,
+        new: list[tuple[Any, ...]],
+    ) -> None:
+        name = run.name
+        for item in new:
+            row = [fixed[0], fixed[1], name, *fixed[2:8], None, None, item[0], item[1]]
+            progress.seen(row, None if old is None else old[0], None if old is None else old[1])
+            old = item
 
     def _write(self, rows: list[tuple[Any, ...]], logs: list[tuple[Any, ...]]) -> bool:
         """One batch in one transaction; whether it was written. A database that cannot be
@@ -485,12 +606,30 @@ class Journal(JournalReader):
             write_error=self._write_error,
         )
 
-    def _run_row(self, run: Any, ts: int) -> list[Any]:
+    def _fixed_part(self, run: Any) -> tuple[Any, ...]:
+        """What a run's row keeps from its first batch on: its id, kind, spec name, task key,
+        flow run and parent ids, tags and parameters (as in the table, the name left out)."""
         parent = run.parent
-        flow = parent
-        while flow is not None and not flow.is_flow:
-            flow = flow.parent
-        is_flow = run.is_flow
+        spec = run.spec
+        # The runs of one task under one parent (a map, a loop) share these: made once.
+        # (Keyed by the parent's run id, which no other run has, and the spec, kept alive.)
+        key = (id(spec), -1 if parent is None else parent._int_id)
+        places = self._places
+        place = places.get(key)
+        if place is None or place[0] is not spec:
+            flow = parent
+            while flow is not None and not flow.is_flow:
+                flow = flow.parent
+            if len(places) > 4096:
+                places.clear()
+            place = places[key] = (
+                spec,
+                "flow" if run.is_flow else "task",
+                spec.name,
+                None if run.is_flow else run.task_key(),
+                None if flow is None else f"{flow._int_id:032x}",
+                None if parent is None else f"{parent._int_id:032x}",
+            )
         try:
             parameters = {k: repr(v) for k, v in run.parameters.items()}
         except Exception:  # a failing bind or __repr__ is the run's business, not the journal's
@@ -508,37 +647,12 @@ class Journal(JournalReader):
             if len(texts) > 4096:
                 texts.clear()
             tags_text = texts[tags] = orjson.dumps(sorted(tags)).decode()
-        return [
-            f"{run._int_id:032x}",
-            "flow" if is_flow else "task",
-            run.name,
-            run.spec.name,
-            None if is_flow else run.task_key(),
-            None if flow is None else self._hex_of(flow),
-            None if parent is None else self._hex_of(parent),
+        return (
+            run._int_id.to_bytes(16, "big").hex(),  # f"{id:032x}", made for less
+            *place[1:],
             tags_text,
             orjson.dumps(parameters).decode(),
-            "[]",
-            run.run_count,
-            "PENDING",
-            "Pending",
-            ts,
-            None,
-            None,
-            self.process,
-            [],
-        ]
-
-    def _hex_of(self, run: Any) -> str:
-        """The hex id of a parent (flow runs have many children: their ids are formatted once)."""
-        key = run._int_id
-        hexes = self._hexes
-        text = hexes.get(key)
-        if text is None:
-            if len(hexes) > 4096:
-                hexes.clear()
-            text = hexes[key] = f"{key:032x}"
-        return text
+        )
 
     @staticmethod
     def _log_row(record: logging.LogRecord) -> tuple[Any, ...]:
@@ -586,6 +700,7 @@ class Journal(JournalReader):
         self._lock = threading.RLock()
         self._queue.clear()
         self._live.clear()
+        self._live_runs.clear()
         self._started.clear()
         self._thread = None
         self._stop = threading.Event()

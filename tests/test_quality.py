@@ -172,6 +172,7 @@ _LAZY = [
     "urllib.parse",
     "shutil",
     "asyncio",  # a sync script runs no event loop of its own
+    "socket",
 ]
 #: And with the journal off: the journal's store and its libraries too.
 _LAZY_WITHOUT_JOURNAL = [
@@ -180,7 +181,6 @@ _LAZY_WITHOUT_JOURNAL = [
     "sqlite3",
     "orjson",
     "dataclasses",  # orjson loads it
-    "socket",
 ]
 
 

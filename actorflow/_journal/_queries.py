@@ -7,7 +7,7 @@ connection the journal opened, in this process or another.
 from __future__ import annotations
 
 import os
-import socket
+import platform
 import sqlite3
 import threading
 import time
@@ -58,7 +58,7 @@ class JournalReader:
          upstream, run_count, state_type, state_name, created, start, end, host, pid,
          ended, history_text, earlier_text) = row  # fmt: skip
         alive = end is not None or ended is None
-        if alive and end is None and host == socket.gethostname():
+        if alive and end is None and host == platform.node():
             alive = _pid_alive(pid)
         return RunRecord(
             id=uuid_text(id_),

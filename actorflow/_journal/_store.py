@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
+import platform
 import sqlite3
 import threading
 import time
@@ -287,7 +287,7 @@ class Journal(JournalReader):
         return db
 
     def _begin_process(self) -> None:
-        self.host = socket.gethostname()
+        self.host = platform.node()
         self.pid = os.getpid()
         started = time.time_ns()
         self.process = f"{self.host}:{self.pid}:{started}"

@@ -341,12 +341,17 @@ def _fan_cases() -> list[Case]:
 
 
 # -- startup: fresh processes ----------------------------------------------------------------------
+# A script that defines a task and runs a trivial flow of it: what a first run needs.
 _STARTUP_FLOW = """
-from {lib} import flow
+from {lib} import flow, task
+
+@task
+def inc(x):
+    return x + 1
 
 @flow
 def one():
-    return 1
+    return inc(0)
 
 assert one() == 1
 """
@@ -487,7 +492,7 @@ WORKLOADS: dict[str, Workload] = {
         ),
         Workload(
             "startup",
-            "a fresh process importing the library and running one trivial flow",
+            "a fresh process defining a task and running a trivial flow of it",
             _none,
             _startup_cases,
             fixed_n=1,

@@ -22,6 +22,7 @@ from ._core import (
     current_run,
     drive_async,
     drive_here,
+    flow_of,
     format_run_name,
     iterate_async_run,
     iterate_run,
@@ -292,9 +293,7 @@ class Task(Definition[P, R]):
         if self._yields is not None:
             self._check_not_generator("submitted")
         parent = current_run.get()
-        flow: Any = parent
-        while flow is not None and not flow.is_flow:
-            flow = flow.parent
+        flow: Any = flow_of(parent)
         if flow is None:
             raise RuntimeError(
                 "Unable to determine task runner to use for submission. If you are submitting "
@@ -551,10 +550,7 @@ def _new_run(
 ) -> TaskRun:
     """A run of a task called here: the current run is its parent, and its flow theirs."""
     parent = current_run.get()
-    flow: Any = parent
-    while flow is not None and not flow.is_flow:
-        flow = flow.parent
-    run = TaskRun(spec, args, kwargs, parent, flow, wait_for)
+    run = TaskRun(spec, args, kwargs, parent, flow_of(parent), wait_for)
     if spec.transactional or _TRANSACTION_MODULE in sys.modules:  # _may_attach, inline
         _attach(run, False)
     return run

@@ -941,3 +941,48 @@ def test_the_journal_records_commits_and_rollbacks_with_their_runs(console_level
     (rolled_back,) = [name for name, text in lines.items() if "Transaction rolled back" in text]
     assert committed != rolled_back
     assert "Running rollback hook 'undo' of task 'step'" in lines[rolled_back]
+
+
+_HOOKS_IN_A_FRESH_PROCESS = """
+import sys
+from actorflow import flow, task
+
+committed = []
+
+@task
+def plain(x):
+    return x
+
+@task
+def hooked(x):
+    return x
+
+@hooked.on_commit
+def remember(txn):
+    committed.append(txn.key)
+
+@flow
+def my_flow():
+    plain(0)
+    loaded_by_plain = "actorflow._transactions._transaction" in sys.modules
+    return loaded_by_plain, hooked.submit(1).result(), hooked(2)
+
+loaded_by_plain, submitted, called = my_flow()
+assert not loaded_by_plain, "a task without hooks loaded transactions"
+assert (submitted, called) == (1, 2)
+assert len(committed) == 2, committed
+print("ok")
+"""
+
+
+def test_commit_hooks_run_in_a_process_that_never_opened_a_transaction() -> None:
+    # Until a transaction is opened, only a task that needs one (hooks, an isolation level) is
+    # given one: the task decides that once, not each run.
+    out = subprocess.run(
+        [sys.executable, "-c", _HOOKS_IN_A_FRESH_PROCESS],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ACTORFLOW_JOURNAL": "off"},
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "ok"

@@ -22,6 +22,7 @@ from ._context import FlowRunContext as FlowRunContext
 from ._context import TaskRunContext as TaskRunContext
 from ._context import current_run as current_run
 from ._context import current_tags as current_tags
+from ._context import flow_of as flow_of
 from ._context import get_run_context as get_run_context
 from ._context import get_run_logger as get_run_logger
 from ._context import logger_for as logger_for

@@ -45,12 +45,17 @@ current_run: ContextVar[Run | None] = ContextVar("actorflow_run", default=None)
 current_tags: ContextVar[frozenset[str]] = ContextVar("actorflow_tags", default=frozenset())
 
 
-def current_flow_run() -> Run | None:
-    """The flow run that owns the current code, looking through task runs to their flow."""
-    run: Any = current_run.get()
+def flow_of(run: Any) -> Any:
+    """The flow run ``run`` belongs to (``run`` itself if it is one), looking through task runs
+    to their flow; ``None`` outside flows."""
     while run is not None and not run.is_flow:
         run = run.parent
-    return run  # type: ignore[no-any-return]  # a flow run or None, by the loop's condition
+    return run
+
+
+def current_flow_run() -> Run | None:
+    """The flow run that owns the current code, looking through task runs to their flow."""
+    return flow_of(current_run.get())  # type: ignore[no-any-return]  # a flow run or None
 
 
 @contextlib.contextmanager

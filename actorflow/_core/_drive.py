@@ -249,11 +249,7 @@ def report_interrupted(run: Any, exc: BaseException) -> None:
 
 # -- on an event loop -------------------------------------------------------------------------
 async def _invoke_async(run: Driven, op: Effect) -> Reply:
-    if op[4]:  # the common case, inline: just the body
-        try:
-            return (OK, await op[1](*op[2], **op[3])), None
-        except Exception as exc:
-            return (ERR, exc), None
+    # A plain body (op[4]) never comes here: drive_async awaits it inline.
     return await run.invoke_async(op), None
 
 

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, final
 
+from ._context import flow_of
+
 if TYPE_CHECKING:
     from ._events import TransitionEvent
     from ._states import State
@@ -67,9 +69,7 @@ def event_for(run: Any, old: Any, state: State[Any]) -> TransitionEvent:
     from ._events import TransitionEvent
 
     parent = run.parent
-    flow = parent
-    while flow is not None and not flow.is_flow:
-        flow = flow.parent
+    flow = flow_of(parent)
     return TransitionEvent(
         run_id=str(run.id),
         run_kind="flow" if run.is_flow else "task",

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, final
 import orjson
 
 from .._core import Actor, StateType
+from .._core._context import flow_of
 from .._core._states import NOT_READY
 from ._progress import Progress, progress_from_environment
 from ._queries import JournalReader
@@ -617,9 +618,7 @@ class Journal(JournalReader):
         places = self._places
         place = places.get(key)
         if place is None or place[0] is not spec:
-            flow = parent
-            while flow is not None and not flow.is_flow:
-                flow = flow.parent
+            flow = flow_of(parent)
             if len(places) > 4096:
                 places.clear()
             place = places[key] = (
